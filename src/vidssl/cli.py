@@ -1,0 +1,231 @@
+"""The ``vidssl`` command. Thin: parse arguments, load configs, call library code."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vidssl import __version__
+
+TRAINING_FLAGS_HELP = "training flags shared by every command that trains"
+
+
+def _add_training_flags(parser: argparse.ArgumentParser, out_default: str | None = None) -> None:
+    group = parser.add_argument_group(TRAINING_FLAGS_HELP)
+    group.add_argument("--out", default=out_default, required=out_default is None,
+                       help="run directory: config.yaml, metrics.csv, checkpoints/")
+    group.add_argument("--seed", type=int, help="random seed (a CPU run is reproducible bit for bit)")
+    group.add_argument("--device", help="cpu or cuda (cuda:N)")
+    group.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    group.add_argument("--checkpoint-every", type=int, help="write a checkpoint every N steps")
+    group.add_argument("--resume", help="'auto' (continue OUT/checkpoints/last.pt if present) or a checkpoint path")
+
+
+def _training_overrides(args: argparse.Namespace) -> list[str]:
+    pairs = {"train.seed": args.seed, "train.device": args.device,
+             "train.max_steps": args.max_steps, "train.checkpoint_every": args.checkpoint_every}
+    return [f"{key}={value}" for key, value in pairs.items() if value is not None]
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from vidssl.config import load_config
+    from vidssl.pretrain import run_pretrain
+
+    cfg = load_config(args.config, [*args.overrides, *_training_overrides(args)])
+    result = run_pretrain(cfg, args.out, resume=args.resume)
+    print(f"pretraining finished: {result.step} steps, last checkpoint {result.last_checkpoint}")
+    return 0
+
+
+def cmd_world(args: argparse.Namespace) -> int:
+    from vidssl.data.world import generate_world
+
+    manifest = generate_world(args.out, preset=args.preset, seed=args.seed, workers=args.workers)
+    print(f"world '{args.preset}' (seed {args.seed}) ready in {args.out}")
+    return 0 if manifest is not None else 1
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from vidssl.data.check import check_dataset
+
+    ok, report = check_dataset(args.dataset, args.root, splits=args.split or None)
+    print(report)
+    return 0 if ok else 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from vidssl.evaluation import compare_runs, run_suite
+
+    if args.compare:
+        compare_runs(args.compare, args.out)
+        return 0
+    if not args.suite or not args.data_root:
+        raise SystemExit("vidssl evaluate: --suite and --data-root are required (or --compare DIR ...)")
+    run_suite(args.suite, checkpoint=args.checkpoint, format=args.format, model=args.model,
+              data_root=args.data_root, out=args.out, seeds=args.seeds,
+              device=args.device or "cpu", seed=args.seed or 0, max_steps=args.max_steps,
+              resume=args.resume, overrides=args.overrides)
+    return 0
+
+
+def cmd_evaluate_segmentation(args: argparse.Namespace) -> int:
+    from vidssl.evaluation.segmentation import evaluate_segmentation
+
+    evaluate_segmentation(args.checkpoint, args.data, out=args.out, format=args.format,
+                          model=args.model, device=args.device)
+    return 0
+
+
+def cmd_weights_inspect(args: argparse.Namespace) -> int:
+    from vidssl.models.checkpoints import inspect_checkpoint
+
+    print(inspect_checkpoint(args.file))
+    return 0
+
+
+def cmd_weights_convert(args: argparse.Namespace) -> int:
+    from vidssl.models.checkpoints import convert_checkpoint
+
+    convert_checkpoint(args.file, args.out, backbone=args.backbone, format=args.format)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_show_tubelets(args: argparse.Namespace) -> int:
+    from vidssl.viz.tubelets import render_tubelet_examples
+
+    render_tubelet_examples(args.out, video=args.video, seed=args.seed)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_show_masking(args: argparse.Namespace) -> int:
+    from vidssl.viz.masking import render_masking
+
+    render_masking(args.out, checkpoint=args.checkpoint, video=args.video, seed=args.seed)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from vidssl.demo import run_demo
+
+    run_demo(args.out, preset=args.preset, quick=args.quick, device=args.device or "cpu",
+             seed=args.seed or 0, data_dir=args.data)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidssl",
+        description="Self-supervised video representation learning and the SEVERE "
+                    "generalization benchmark (Tubelet-Contrast, SIGMA, VideoMAE, video MoCo).")
+    parser.add_argument("--version", action="version", version=f"vidssl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("world", help="generate the synthetic motion world (built-in data)",
+                       description="Render the procedural video world in the official layouts of "
+                                   "the real datasets (UCF101, FineGym, SSv2, UCFRep, Charades, DAVIS).")
+    p.add_argument("--preset", default="mini", choices=["mini", "small", "full"])
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="parallel rendering processes")
+    p.set_defaults(func=cmd_world)
+
+    p = sub.add_parser("data", help="dataset utilities (check a dataset on disk)")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("check", help="validate a dataset: counts per split/class, missing "
+                                          "or undecodable files; exits non-zero on problems")
+    q.add_argument("--dataset", required=True, help="dataset name, e.g. ucf101, gym99, ssv2")
+    q.add_argument("--root", required=True, help="dataset root in its official layout")
+    q.add_argument("--split", action="append", help="split to check (repeatable; default: all)")
+    q.set_defaults(func=cmd_data_check)
+
+    p = sub.add_parser("pretrain", help="self-supervised pretraining from a YAML config",
+                       description="Pretrain a backbone. Example: vidssl pretrain --config "
+                                   "configs/pretrain/tubelet_contrast_world.yaml --out runs/tc "
+                                   "data.root=runs/world/pretrain optim.lr=0.05")
+    p.add_argument("--config", required=True, help="YAML file under configs/pretrain/")
+    _add_training_flags(p)
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=0.01 data.batch_size=8")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("evaluate", help="SEVERE evaluation suites, comparisons, segmentation",
+                       description="Evaluate a backbone on a suite (severe, full, mini): "
+                                   "vidssl evaluate --suite mini --checkpoint FILE --data-root DIR --out DIR")
+    p.add_argument("--suite", help="suite name (configs/evaluate/NAME.yaml) or a YAML path")
+    p.add_argument("--checkpoint", help="vidssl or published checkpoint; omit for a scratch backbone")
+    p.add_argument("--format", default="auto", help="checkpoint format (default: detect)")
+    p.add_argument("--model", help="backbone name for published checkpoints or scratch, e.g. r2plus1d_18")
+    p.add_argument("--data-root", help="folder holding the suite's datasets")
+    p.add_argument("--seeds", type=int, default=1, help="repeat every experiment with N seeds")
+    p.add_argument("--compare", nargs="+", metavar="RUN_DIR", help="merge finished runs into one report")
+    _add_training_flags(p, out_default="runs/evaluate")
+    p.add_argument("overrides", nargs="*", help="dotted overrides of the suite, e.g. recipe.epochs=2")
+    p.set_defaults(func=cmd_evaluate)
+    eval_sub = p.add_subparsers(dest="evaluate_command", metavar="TASK")
+    q = eval_sub.add_parser("segmentation", help="unsupervised video object segmentation (DAVIS layout)")
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--data", required=True, help="folder with JPEGImages/ and Annotations/")
+    q.add_argument("--format", default="auto")
+    q.add_argument("--model", help="backbone name for published checkpoints")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--out", default=None, help="where to write segmentation.json")
+    q.set_defaults(func=cmd_evaluate_segmentation)
+
+    p = sub.add_parser("weights", help="inspect or convert published checkpoints")
+    w_sub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    q = w_sub.add_parser("inspect", help="detected format, parameters per module, what loads where")
+    q.add_argument("file")
+    q.set_defaults(func=cmd_weights_inspect)
+    q = w_sub.add_parser("convert", help="write a clean vidssl checkpoint")
+    q.add_argument("file")
+    q.add_argument("out")
+    q.add_argument("--backbone", help="backbone name when the file does not say (e.g. r2plus1d_18)")
+    q.add_argument("--format", default="auto")
+    q.set_defaults(func=cmd_weights_convert)
+
+    p = sub.add_parser("show", help="render pictures: tubelets, masking")
+    s_sub = p.add_subparsers(dest="show_command", metavar="WHAT", required=True)
+    q = s_sub.add_parser("tubelets", help="GIF of tubelet-contrast positive pairs")
+    q.add_argument("--out", default="tubelets.gif")
+    q.add_argument("--video", help="video to paste on (default: generated clips)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_show_tubelets)
+    q = s_sub.add_parser("masking", help="VideoMAE/SIGMA masks, reconstructions, cluster assignments")
+    q.add_argument("--out", default="masking.png")
+    q.add_argument("--checkpoint", help="a VideoMAE or SIGMA checkpoint (default: untrained tiny model)")
+    q.add_argument("--video", help="video to mask (default: a generated clip)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_show_masking)
+
+    p = sub.add_parser("demo", help="the main job: world -> pretraining -> SEVERE-style report",
+                       description="Generate the mini world, pretrain every method, run the mini "
+                                   "suite for each backbone and write report.md/results.csv/plots.")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--preset", default="mini", choices=["mini", "small", "full"])
+    p.add_argument("--quick", action="store_true", help="2-minute smoke run")
+    p.add_argument("--device", default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--data", default=None, help="world folder (default: OUT/world)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vidssl.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    if getattr(args, "evaluate_command", None) == "segmentation":
+        args.func = cmd_evaluate_segmentation
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"vidssl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

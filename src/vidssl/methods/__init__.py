@@ -1,0 +1,4 @@
+"""Self-supervised objectives, one file per method, registered by name in ``METHODS``."""
+from vidssl.methods.base import METHODS, SSLMethod, register_method
+
+__all__ = ["METHODS", "SSLMethod", "register_method"]

@@ -1,0 +1,52 @@
+"""The contract every self-supervised method fulfils, and the name -> class registry."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+METHODS: dict[str, type["SSLMethod"]] = {}
+
+
+def register_method(cls: type["SSLMethod"]) -> type["SSLMethod"]:
+    """Class decorator: make ``cls`` available as ``METHODS[cls.name]``."""
+    if cls.name in METHODS and METHODS[cls.name] is not cls:
+        raise ValueError(f"method name {cls.name!r} registered twice")
+    METHODS[cls.name] = cls
+    return cls
+
+
+@dataclass
+class NoParams:
+    """Hyperparameters of a method that has none."""
+
+
+class SSLMethod(nn.Module):
+    """A self-supervised objective around a backbone.
+
+    Subclasses set ``name`` and ``Params`` (a dataclass validated by the config loader), build
+    what they need in ``__init__(backbone, params)`` and implement ``training_step``. The engine
+    only ever calls ``training_step`` and ``after_optimizer_step``; downstream evaluation only
+    uses ``backbone``.
+    """
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, backbone: nn.Module, params: Any):
+        super().__init__()
+        self.backbone = backbone
+        self.params = params
+
+    @classmethod
+    def dataset_options(cls, params: Any) -> dict:
+        """Extra ``build_dataset`` keyword arguments this method needs (e.g. two views)."""
+        return {}
+
+    def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def after_optimizer_step(self, progress: float) -> None:
+        """Hook after each optimizer step; ``progress`` = step / total_steps in [0, 1]."""

@@ -1,0 +1,49 @@
+"""Self-supervised pretraining: config -> backbone + method + dataset -> ``engine.fit``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from vidssl.config import PretrainConfig, save_config, to_dict
+from vidssl.engine import FitResult, fit
+
+
+def build_method(cfg: PretrainConfig):
+    """The configured method wrapped around a freshly built backbone."""
+    from vidssl.methods import METHODS
+    from vidssl.models import build_backbone
+
+    backbone = build_backbone(cfg.model.name, **cfg.model.kwargs)
+    return METHODS[cfg.method.name](backbone, cfg.method.params)
+
+
+def build_pretrain_dataset(cfg: PretrainConfig):
+    from vidssl.data import build_dataset
+    from vidssl.methods import METHODS
+
+    data = cfg.data
+    if not data.root:
+        raise ValueError("data.root is not set: pass data.root=DIR (e.g. a world's pretrain/ folder)")
+    options = {
+        "num_frames": data.num_frames, "frame_stride": data.frame_stride,
+        "target_fps": data.target_fps, "size": data.size, "backend": data.backend,
+        "mode": "train", "seed": cfg.train.seed,
+        **METHODS[cfg.method.name].dataset_options(cfg.method.params), **data.options,
+    }
+    return build_dataset(data.dataset, data.root, data.split, num_samples=data.num_samples, **options)
+
+
+def run_pretrain(cfg: PretrainConfig, out: str | Path, resume: str | None = None,
+                 progress: bool = True, eval_fn=None) -> FitResult:
+    """Pretrain and write ``out/config.yaml``, ``out/metrics.csv`` and ``out/checkpoints/``.
+
+    Checkpoints carry ``model_spec`` and ``backbone_prefix`` so that evaluation rebuilds the
+    exact backbone from the file alone."""
+    out = Path(out)
+    method = build_method(cfg)
+    dataset = build_pretrain_dataset(cfg)
+    save_config(cfg, out / "config.yaml")
+    extra = {"backbone_prefix": "backbone.",
+             "model_spec": {"name": cfg.model.name, "kwargs": to_dict(cfg.model.kwargs)},
+             "method": cfg.method.name}
+    return fit(method, dataset, cfg.settings(resume=resume, progress=progress), out,
+               eval_fn=eval_fn, config=cfg, checkpoint_extra=extra)
