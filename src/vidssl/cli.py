@@ -87,7 +87,8 @@ def cmd_weights_inspect(args: argparse.Namespace) -> int:
 def cmd_weights_convert(args: argparse.Namespace) -> int:
     from vidssl.models.checkpoints import convert_checkpoint
 
-    convert_checkpoint(args.file, args.out, backbone=args.backbone, format=args.format)
+    report = convert_checkpoint(args.file, args.out, backbone=args.backbone, format=args.format)
+    print(report)
     print(f"wrote {args.out}")
     return 0
 

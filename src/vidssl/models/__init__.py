@@ -1,0 +1,48 @@
+"""Backbones (R(2+1)D-18 family, video ViT), heads and checkpoint interop.
+
+``build_backbone(name, **kwargs)`` builds any of ``BACKBONES``; every backbone has
+``num_features`` and ``forward_features(x) -> {"pooled": [B,D], "tokens": ...}``.
+Checkpoints: ``vidssl.models.checkpoints.load_pretrained``.
+"""
+from vidssl.models.build import (
+                                 BACKBONES,
+                                 build_backbone,
+                                 r2plus1d_18,
+                                 r2plus1d_18_tclr,
+                                 r3d_18,
+                                 register_backbone,
+                                 vit_base,
+                                 vit_large,
+                                 vit_small,
+                                 vit_tiny,
+)
+from vidssl.models.heads import (
+                                 LinearClassifier,
+                                 MultiLabelHead,
+                                 ProjectionMLP,
+                                 RepetitionCountingHead,
+                                 temporal_features,
+)
+from vidssl.models.resnet3d import VideoResNet
+from vidssl.models.vit import VideoMAEDecoder, VisionTransformer
+
+__all__ = [
+                                 "BACKBONES",
+                                 "LinearClassifier",
+                                 "MultiLabelHead",
+                                 "ProjectionMLP",
+                                 "RepetitionCountingHead",
+                                 "VideoMAEDecoder",
+                                 "VideoResNet",
+                                 "VisionTransformer",
+                                 "build_backbone",
+                                 "r2plus1d_18",
+                                 "r2plus1d_18_tclr",
+                                 "r3d_18",
+                                 "register_backbone",
+                                 "temporal_features",
+                                 "vit_base",
+                                 "vit_large",
+                                 "vit_small",
+                                 "vit_tiny",
+]
