@@ -42,8 +42,9 @@ def cmd_world(args: argparse.Namespace) -> int:
     from vidssl.data.world import generate_world
 
     manifest = generate_world(args.out, preset=args.preset, seed=args.seed, workers=args.workers)
-    print(f"world '{args.preset}' (seed {args.seed}) ready in {args.out}")
-    return 0 if manifest is not None else 1
+    how = "reused" if manifest.elapsed_s is None else f"generated in {manifest.elapsed_s:.1f}s"
+    print(f"world '{args.preset}' (seed {args.seed}) {how}: {args.out}")
+    return 0
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:

@@ -1,0 +1,95 @@
+"""World presets: how big the synthetic world is (frame size, clip length, video counts).
+
+``mini`` is what ``vidssl demo`` uses (32 px, 16 frames, ~2,000 videos, under a minute to
+generate on 2 cores); ``small`` (64 px) suits a ~30-minute demo; ``full`` (112 px, 32
+frames) matches the SEVERE input size. Customize with :func:`dataclasses.replace`, e.g.
+``replace(PRESETS["mini"], background_shortcut=0.8)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class WorldPreset:
+    """Sizes of every part of the world. Counts are per class unless named ``*_videos``."""
+
+    name: str
+    size: int  # frame height = width in pixels (even: yuv420p)
+    num_frames: int  # frames per video in every part except rep_like
+    fps: int = 16
+    pretrain_videos: int = 512
+    background_shortcut: float = 0.0  # P(pretrain background hue is set by the motion)
+    ucf_train: int = 24
+    ucf_test: int = 10
+    gym_train: int = 20
+    gym_test: int = 8
+    ssv2_train: int = 24
+    ssv2_test: int = 10
+    rep_train_videos: int = 100
+    rep_val_videos: int = 50
+    rep_frames: int = 32  # repetition videos are longer: up to rep_max_count cycles
+    rep_max_count: int = 5
+    rep_min_period: int = 6  # frames per cycle at least (>= 3 samples at stride 2)
+    charades_train_videos: int = 100
+    charades_test_videos: int = 50
+    aot_train_videos: int = 100
+    aot_test_videos: int = 50
+    mask_videos: int = 10
+    mask_size: int = 64  # DAVIS-style frames are written larger than the clips
+    qscale: int = 2  # MPEG-4 quantizer, 1 (best) .. 31
+    pretrain_domains: dict = field(
+        default_factory=lambda: {"studio": 0.4, "arena": 0.3, "home": 0.3}
+    )
+
+    def __post_init__(self):
+        for key in ("size", "mask_size"):
+            value = getattr(self, key)
+            if value < 16 or value % 2:
+                raise ValueError(f"world preset {self.name!r}: {key} must be even and >= 16, got {value}")
+        if self.num_frames < 4:
+            raise ValueError(f"world preset {self.name!r}: num_frames must be >= 4")
+        if self.rep_max_count * self.rep_min_period > self.rep_frames - 2:
+            raise ValueError(
+                f"world preset {self.name!r}: rep_max_count * rep_min_period must fit in "
+                f"rep_frames - 2 ({self.rep_max_count} * {self.rep_min_period} > {self.rep_frames - 2})"
+            )
+        if not 0.0 <= self.background_shortcut <= 1.0:
+            raise ValueError(f"world preset {self.name!r}: background_shortcut must be in [0, 1]")
+        unknown = set(self.pretrain_domains) - {"studio", "arena", "home", "wild"}
+        if unknown or not self.pretrain_domains:
+            raise ValueError(
+                f"world preset {self.name!r}: pretrain_domains must use studio/arena/home/wild, "
+                f"got {sorted(self.pretrain_domains)}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, WorldPreset] = {
+    "mini": WorldPreset(name="mini", size=32, num_frames=16),
+    "small": WorldPreset(
+        name="small", size=64, num_frames=16, pretrain_videos=3000,
+        ucf_train=60, ucf_test=20, gym_train=50, gym_test=20, ssv2_train=60, ssv2_test=20,
+        rep_train_videos=300, rep_val_videos=100, charades_train_videos=300,
+        charades_test_videos=100, aot_train_videos=300, aot_test_videos=100,
+        mask_videos=20, mask_size=128,
+    ),
+    "full": WorldPreset(
+        name="full", size=112, num_frames=32, pretrain_videos=20000,
+        ucf_train=200, ucf_test=50, gym_train=150, gym_test=50, ssv2_train=200, ssv2_test=50,
+        rep_train_videos=1000, rep_val_videos=250, rep_frames=64, rep_max_count=8,
+        rep_min_period=7, charades_train_videos=1000, charades_test_videos=250,
+        aot_train_videos=1000, aot_test_videos=250, mask_videos=30, mask_size=224,
+    ),
+}
+
+
+def resolve_preset(preset: str | WorldPreset) -> WorldPreset:
+    if isinstance(preset, WorldPreset):
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"unknown world preset {preset!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[preset]
