@@ -8,6 +8,7 @@ from pathlib import Path
 from vidssl import __version__
 
 TRAINING_FLAGS_HELP = "training flags shared by every command that trains"
+SEGMENTATION_COMMAND = "evaluate-segmentation"
 
 
 def _add_training_flags(parser: argparse.ArgumentParser, out_default: str | None = None) -> None:
@@ -156,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="SEVERE evaluation suites, comparisons, segmentation",
                        description="Evaluate a backbone on a suite (severe, full, mini): "
-                                   "vidssl evaluate --suite mini --checkpoint FILE --data-root DIR --out DIR")
+                                   "vidssl evaluate --suite mini --checkpoint FILE --data-root DIR "
+                                   "--out DIR [recipe.epochs=2 ...]. Segmentation: vidssl evaluate "
+                                   "segmentation --checkpoint FILE --data DIR")
     p.add_argument("--suite", help="suite name (configs/evaluate/NAME.yaml) or a YAML path")
     p.add_argument("--checkpoint", help="vidssl or published checkpoint; omit for a scratch backbone")
     p.add_argument("--format", default="auto", help="checkpoint format (default: detect)")
@@ -167,8 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(p, out_default="runs/evaluate")
     p.add_argument("overrides", nargs="*", help="dotted overrides of the suite, e.g. recipe.epochs=2")
     p.set_defaults(func=cmd_evaluate)
-    eval_sub = p.add_subparsers(dest="evaluate_command", metavar="TASK")
-    q = eval_sub.add_parser("segmentation", help="unsupervised video object segmentation (DAVIS layout)")
+
+    # `vidssl evaluate segmentation ...` is routed here by main() (see SEGMENTATION_COMMAND)
+    q = sub.add_parser(SEGMENTATION_COMMAND, prog="vidssl evaluate segmentation",
+                       help="= `vidssl evaluate segmentation`: unsupervised video object segmentation",
+                       description="Unsupervised video object segmentation on a DAVIS-style "
+                                   "layout: k-means over frozen space-time patch features, "
+                                   "Hungarian and many-to-one matching, mIoU.")
     q.add_argument("--checkpoint", required=True)
     q.add_argument("--data", required=True, help="folder with JPEGImages/ and Annotations/")
     q.add_argument("--format", default="auto")
@@ -219,9 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from vidssl.config import ConfigError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["evaluate", "segmentation"]:
+        argv = [SEGMENTATION_COMMAND, *argv[2:]]
     args = build_parser().parse_args(argv)
-    if getattr(args, "evaluate_command", None) == "segmentation":
-        args.func = cmd_evaluate_segmentation
     try:
         return args.func(args)
     except (ConfigError, FileNotFoundError) as exc:

@@ -1,0 +1,370 @@
+"""``run_suite``: one backbone through every experiment of a suite, resumably, then the report.
+
+Layout of ``out``::
+
+    suite.yaml                             the resolved suite (every recipe spelled out)
+    experiments/<name>/seed_<s>/result.json  written when that run finished (the done marker)
+    experiments/<name>/seed_<s>/metrics.csv  fine-tuning log (engine); checkpoints while running
+    results.json, results.csv, report.md, plots/
+
+A finished (experiment, seed) is never rerun unless its configuration changed (the result
+stores a fingerprint of experiment, recipe and backbone); ``resume="auto"`` also continues an
+interrupted fine-tuning from its last epoch checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from vidssl.config import to_dict
+from vidssl.engine.logging import console
+from vidssl.evaluation.finetune import finetune
+from vidssl.evaluation.frozen import FeatureSplits, knn_classify, linear_probe
+from vidssl.evaluation.inference import extract_features
+from vidssl.evaluation.report import summarize, write_report
+from vidssl.evaluation.splits import ExperimentSplits
+from vidssl.evaluation.suite import Experiment, Recipe, Suite, load_suite
+from vidssl.evaluation.tasks import build_task
+
+
+class BackboneSource:
+    """Makes a fresh copy of the evaluated backbone for every experiment and seed.
+
+    A checkpoint is read once and loaded strictly: with no ``model`` the network is rebuilt
+    from the file (vidssl ``model_spec``, or inferred from the tensor shapes); with a backbone
+    name it is built by name and the file mapped onto it by ``load_pretrained``. Without a
+    checkpoint the named backbone is randomly initialized from each seed ("scratch"). ViTs
+    are rebuilt for each recipe's clip geometry (their position table is fixed sin-cos).
+    An ``nn.Module`` passed as ``model`` is evaluated as it is (after loading ``checkpoint``).
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, format: str = "auto",
+                 model: str | nn.Module | None = None, model_kwargs: dict | None = None):
+        from vidssl.models.checkpoints import build_from_checkpoint, load_pretrained
+
+        self.checkpoint = str(checkpoint) if checkpoint else None
+        self.module: nn.Module | None = model if isinstance(model, nn.Module) else None
+        self.load_report = ""
+        if self.module is not None:
+            if self.checkpoint:
+                self.load_report = str(load_pretrained(self.module, self.checkpoint, format))
+            self.spec = {"name": type(self.module).__name__, "kwargs": {}}
+            self.state = self.module.state_dict()
+            return
+        if self.checkpoint and model is None:
+            backbone, report = build_from_checkpoint(self.checkpoint, format)
+            self.spec = dict(getattr(backbone, "model_spec", {"name": "?", "kwargs": {}}))
+        elif model is not None:
+            from vidssl.models import build_backbone
+
+            backbone = build_backbone(model, **(model_kwargs or {}))
+            self.spec = {"name": model, "kwargs": dict(model_kwargs or {})}
+            report = load_pretrained(backbone, self.checkpoint, format) if self.checkpoint else None
+        else:
+            raise ValueError("give a checkpoint (--checkpoint FILE) or a backbone name "
+                             "(--model NAME, random init)")
+        self.spec["kwargs"] = {k: v for k, v in self.spec["kwargs"].items() if k != "num_classes"}
+        self.load_report = str(report) if report is not None else ""
+        self.state = backbone.state_dict() if self.checkpoint else None
+
+    @property
+    def model_name(self) -> str:
+        return self.spec["name"]
+
+    def identity(self) -> dict:
+        """What makes two sources produce the same backbones (for result fingerprints)."""
+        ident: dict = {"spec": self.spec}
+        if self.checkpoint:
+            stat = os.stat(self.checkpoint)
+            ident["checkpoint"] = [os.path.abspath(self.checkpoint), stat.st_size, stat.st_mtime_ns]
+        return ident
+
+    def feature_key(self, seed: int) -> int | None:
+        """Frozen features depend on the seed only for randomly initialized backbones."""
+        return None if self.state is not None else seed
+
+    def make(self, seed: int, recipe: Recipe) -> nn.Module:
+        torch.manual_seed(seed)
+        if self.module is not None:  # a module given by the caller is evaluated as it is
+            return copy.deepcopy(self.module)
+        from vidssl.models import build_backbone
+
+        kwargs = dict(self.spec["kwargs"])
+        if self.model_name.startswith("vit"):
+            kwargs.update(img_size=recipe.size, num_frames=recipe.num_frames)
+        model = build_backbone(self.model_name, **kwargs)
+        if self.state is not None:
+            own = model.state_dict()
+            heads = tuple(model.head_keys()) if hasattr(model, "head_keys") else ()
+            model.load_state_dict({k: v for k, v in self.state.items()
+                                   if k in own or not k.startswith(heads)})
+        return model
+
+
+def method_name(checkpoint: str | None) -> str:
+    """A readable row name: the run folder of ``.../checkpoints/last.pt``, else the file stem;
+    ``scratch`` without a checkpoint."""
+    if not checkpoint:
+        return "scratch"
+    path = Path(checkpoint)
+    if path.parent.name == "checkpoints" and (path.stem == "last" or path.stem.startswith("step_")):
+        return path.parent.parent.name
+    return path.stem
+
+
+def _fingerprint(experiment: Experiment, recipe: Recipe, source: BackboneSource,
+                 max_steps: int | None) -> str:
+    payload = json.dumps({"experiment": dataclasses.asdict(experiment),
+                          "recipe": dataclasses.asdict(recipe), "backbone": source.identity(),
+                          "max_steps": max_steps}, sort_keys=True, default=str)
+    return hashlib.sha1(payload.encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+class FeatureCache:
+    """Frozen features by (dataset, split, clip settings, task, backbone seed), so experiments
+    sharing a dataset (domain, sample sizes, seeds of a pretrained backbone) extract once.
+    Least recently used entries go when the tensors exceed ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = 2 * 1024**3):
+        self.max_bytes, self.items = max_bytes, OrderedDict()
+
+    @staticmethod
+    def _size(value) -> int:
+        return sum(v.numel() * v.element_size() for v in value if isinstance(v, torch.Tensor))
+
+    def get(self, key, compute):
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = compute()
+        self.items[key] = value
+        while len(self.items) > 1 and sum(map(self._size, self.items.values())) > self.max_bytes:
+            self.items.popitem(last=False)
+        return value
+
+
+def run_experiment(experiment: Experiment, recipe: Recipe, source: BackboneSource, *,
+                   data_root: str | Path, run_dir: str | Path, seed: int, device: str = "cpu",
+                   max_steps: int | None = None, resume: str | None = None,
+                   progress: bool = True, keep_checkpoints: bool = False,
+                   cache: FeatureCache | None = None) -> dict:
+    """One experiment with one seed; returns the result record (not yet written)."""
+    task = build_task(experiment.task)
+    metric = experiment.metric or task.primary_metric
+    if metric not in task.metric_names:
+        raise ValueError(f"experiment {experiment.name}: metric {metric!r} is not one of the "
+                         f"{task.name} metrics {task.metric_names}")
+    started = time.perf_counter()
+    splits = ExperimentSplits(experiment, recipe, task, data_root, seed)
+    backbone = source.make(seed, recipe)
+    if recipe.protocol == "finetune":
+        train, select, test = splits.finetune_sets()
+        outcome = finetune(backbone, task, train, select, test, recipe, run_dir, metric=metric,
+                           seed=seed, device=device, max_steps=max_steps, resume=resume,
+                           progress=progress, keep_checkpoints=keep_checkpoints)
+        selection = splits.select_role or "last"
+        sizes = {"train": len(splits.train_index), "select": len(select) if select else 0,
+                 "test": len(test)}
+    else:
+        features, bad = _frozen_features(splits, backbone, source, task, recipe, seed, device,
+                                         cache or FeatureCache(), progress)
+        reference = task.prepare(splits.reference, train=False, seed=seed)  # num_classes
+        if recipe.protocol == "linear":
+            outcome = linear_probe(task, features, reference, recipe, metric=metric, seed=seed,
+                                   device=device)
+            selection = splits.select_role or "last"
+        else:
+            outcome = knn_classify(task, features, reference, recipe)
+            selection = "none"
+        outcome["bad_samples"] = bad
+        sizes = {"train": len(features.train), "test": len(features.test),
+                 "select": 0 if features.select is None else len(features.select)}
+    return {"status": "done", "experiment": experiment.name, "seed": seed,
+            "metrics": outcome["metrics"], "metric": metric, "selection": selection,
+            "selected": outcome["selected"], "selection_score": outcome["selection_score"],
+            "videos": sizes, "bad_samples": outcome.get("bad_samples", 0),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _frozen_features(splits: ExperimentSplits, backbone: nn.Module, source: BackboneSource, task,
+                     recipe: Recipe, seed: int, device: str, cache: FeatureCache, progress: bool
+                     ) -> tuple[FeatureSplits, int]:
+    extracted, bad = {}, 0
+    for role, (key, dataset, keep, offset) in splits.feature_sources().items():
+        def compute(dataset=dataset, role=role):
+            return extract_features(backbone, dataset, task, clips_per_batch=recipe.batch_size,
+                                    device=device, num_workers=recipe.num_workers,
+                                    label=f"{splits.experiment.name}: {role} features",
+                                    progress=progress)
+        feats, targets, role_bad = cache.get(key + (source.feature_key(seed),), compute)
+        if keep is not None:  # a label range of the cached full split
+            feats, targets = feats[keep], targets[keep] - offset
+        extracted[role] = (feats, targets)
+        bad += role_bad
+    train_feats, train_targets = extracted["train"]
+    test_feats, test_targets = extracted["test"]
+    index = torch.as_tensor(splits.train_index)
+    features = FeatureSplits(train=train_feats[index], train_targets=train_targets[index],
+                             test=test_feats, test_targets=test_targets)
+    if splits.select_role == "val":
+        select = torch.as_tensor(splits.select_index)
+        features.select, features.select_targets = train_feats[select], train_targets[select]
+    elif splits.select_role == "test":
+        features.select, features.select_targets = test_feats, test_targets
+    return features, bad
+
+
+def _aggregate(experiment: Experiment, recipe: Recipe, records: list[dict]) -> dict:
+    task = build_task(experiment.task)
+    block = {"label": experiment.label, "factor": experiment.factor, "task": experiment.task,
+             "protocol": recipe.protocol, "dataset": experiment.dataset,
+             "num_samples": experiment.num_samples,
+             "metric": experiment.metric or task.primary_metric,
+             "higher_is_better": task.higher_is_better}
+    done = [r for r in records if r.get("status") == "done"]
+    if len(done) < len(records):
+        failed = next(r for r in records if r.get("status") != "done")
+        return {**block, "status": "failed", "selection": recipe.selection,
+                "error": failed.get("error", "")}
+    metrics = {m: summarize([r["metrics"][m] for r in done]) for m in done[0]["metrics"]}
+    return {**block, "status": "done", "selection": done[0]["selection"], "metrics": metrics,
+            "seconds": round(sum(r["seconds"] for r in done), 1),
+            "videos": done[0]["videos"], "selected": [r["selected"] for r in done],
+            "bad_samples": sum(r.get("bad_samples", 0) for r in done)}
+
+
+def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, format: str = "auto",
+              model: str | nn.Module | None = None, *, data_root: str | Path = ".",
+              out: str | Path = "runs/evaluate", seeds: int = 1, device: str = "cpu",
+              seed: int = 0, max_steps: int | None = None, resume: str | None = None,
+              overrides: list[str] | tuple[str, ...] = (), progress: bool = True,
+              name: str | None = None, model_kwargs: dict | None = None,
+              keep_checkpoints: bool = False, fail_fast: bool = False) -> dict:
+    """Evaluate one backbone on every experiment of ``suite`` with seeds ``seed .. seed+seeds-1``
+    and write the report into ``out``. Returns the method block of ``results.json``.
+
+    ``checkpoint=None`` with a ``model`` name evaluates a randomly initialized backbone.
+    ``resume="auto"`` continues interrupted fine-tunings; finished experiments are always
+    reused. A failing experiment is recorded (and reported) and the suite goes on, unless
+    ``fail_fast``.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise RuntimeError("vidssl evaluate runs in a single process (one device); launch it "
+                           "without torchrun")
+    if resume not in (None, "auto"):
+        raise ValueError(f"resume={resume!r}: suite evaluation resumes per experiment; use 'auto'")
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    suite = suite if isinstance(suite, Suite) else load_suite(suite, overrides)
+    source = BackboneSource(checkpoint, format, model, model_kwargs)
+    name = name or method_name(source.checkpoint)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_suite(suite, out / "suite.yaml")
+    seed_list = list(range(seed, seed + seeds))
+    console.print(f"[bold]{name}[/]: suite {suite.name}, {len(suite.experiments)} experiments x "
+                  f"{seeds} seed(s) -> {out}")
+    if source.load_report:
+        console.print(source.load_report)
+
+    cache, experiments, started = FeatureCache(), {}, time.perf_counter()
+    total, position = len(suite.experiments) * seeds, 0
+    for experiment in suite.experiments:
+        recipe = suite.recipe_for(experiment)
+        fingerprint = _fingerprint(experiment, recipe, source, max_steps)
+        records = []
+        for s in seed_list:
+            position += 1
+            run_dir = out / "experiments" / experiment.name / f"seed_{s}"
+            tag = f"[{position}/{total}] {experiment.name} ({recipe.protocol}, seed {s})"
+            record = _finished(run_dir, fingerprint)
+            if record is not None:
+                console.print(f"{tag}: done before, reused")
+                records.append(record)
+                continue
+            if run_dir.exists() and (resume is None or _stale(run_dir, fingerprint)):
+                shutil.rmtree(run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "fingerprint").write_text(fingerprint)
+            console.print(f"{tag} ...")
+            try:
+                record = run_experiment(experiment, recipe, source, data_root=data_root,
+                                        run_dir=run_dir, seed=s, device=device,
+                                        max_steps=max_steps, resume=resume, progress=progress,
+                                        keep_checkpoints=keep_checkpoints, cache=cache)
+            except KeyboardInterrupt:
+                raise
+            except Exception as error:  # recorded, reported, and the suite goes on
+                if fail_fast:
+                    raise
+                record = {"status": "failed", "experiment": experiment.name, "seed": s,
+                          "error": f"{type(error).__name__}: {error}"}
+                _write_json(run_dir / "error.json", record)
+                console.print(f"[red]{tag} failed: {record['error']}[/]")
+                records.append(record)
+                continue
+            record["fingerprint"] = fingerprint
+            _write_json(run_dir / "result.json", record)
+            records.append(record)
+            shown = ", ".join(f"{k} {v:.3f}" if k == "mae" else f"{k} {v:.1f}"
+                              for k, v in record["metrics"].items())
+            console.print(f"{tag}: {shown} ({record['seconds']:.1f} s)")
+        experiments[experiment.name] = _aggregate(experiment, recipe, records)
+
+    block = {"name": name, "suite": {"name": suite.name, "description": suite.description,
+                                     "source": suite.source},
+             "benchmark": suite.benchmark, "checkpoint": source.checkpoint,
+             "model": source.model_name, "model_kwargs": source.spec["kwargs"],
+             "load_report": source.load_report, "seeds": seed_list, "device": device,
+             "max_steps": max_steps, "experiments": experiments}
+    files = write_report([block], out, title=f"SEVERE evaluation of {name}: suite {suite.name}")
+    failed = [n for n, e in experiments.items() if e["status"] != "done"]
+    console.print(f"suite {suite.name} finished in {time.perf_counter() - started:.0f} s: "
+                  f"{len(experiments) - len(failed)} experiments done"
+                  + (f", [red]{len(failed)} failed: {', '.join(failed)}[/]" if failed else "")
+                  + f"; report {files['markdown']}")
+    return block
+
+
+def _finished(run_dir: Path, fingerprint: str) -> dict | None:
+    path = run_dir / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    if record.get("fingerprint") != fingerprint:
+        console.print(f"{run_dir}: configuration changed since this result; rerunning")
+        return None
+    return record
+
+
+def _stale(run_dir: Path, fingerprint: str) -> bool:
+    marker = run_dir / "fingerprint"
+    return not marker.is_file() or marker.read_text().strip() != fingerprint
+
+
+def _write_suite(suite: Suite, path: Path) -> None:
+    data = {"name": suite.name, "description": suite.description, "benchmark": suite.benchmark,
+            "experiments": [{**to_dict(e), "recipe_resolved": to_dict(suite.recipe_for(e))}
+                            for e in suite.experiments]}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -1,0 +1,228 @@
+"""Which videos of an experiment train, select and test, for one seed.
+
+The selection split is carved from the *full* training split (seeded, class-stratified via
+``vidssl.data.subsets.split_train_val``); a sample-size experiment then draws its
+class-balanced ``num_samples`` training videos from the rest (SEVERE's rule,
+``ceil(N / num_classes)`` per class), so it trains on exactly N videos and its validation
+videos are never training videos. With ``selection: test`` the test split selects (SEVERE's
+original, optimistic protocol); with ``selection: last`` nothing does.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from vidssl.evaluation.suite import Experiment, Recipe
+from vidssl.evaluation.tasks import Task
+
+
+def subset(dataset: Dataset, indices: Sequence[int]) -> Dataset:
+    """``dataset`` restricted to ``indices``, keeping its attributes (``num_classes``...)."""
+    if hasattr(dataset, "subset"):
+        return dataset.subset(list(indices))
+    return _Subset(dataset, list(indices))
+
+
+class _Subset(Dataset):
+    def __init__(self, dataset: Dataset, indices: list[int]):
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return self.dataset[self.indices[i]]
+
+    def __getattr__(self, name: str):
+        if name in ("dataset", "indices"):
+            raise AttributeError(name)
+        if name == "targets":
+            targets = self.dataset.targets
+            return [targets[i] for i in self.indices]
+        return getattr(self.dataset, name)
+
+
+class ClassRange(Dataset):
+    """The videos of classes ``first..last`` (inclusive), labels re-indexed from 0."""
+
+    def __init__(self, dataset: Dataset, first: int, last: int):
+        self.keep = [i for i, t in enumerate(dataset.targets) if first <= int(t) <= last]
+        if not self.keep:
+            raise ValueError(f"no video of classes {first}..{last} in {dataset!r}")
+        self.dataset, self.first = subset(dataset, self.keep), first
+        self.num_classes = last - first + 1
+        names = getattr(dataset, "class_names", None)
+        self.class_names = list(names[first:last + 1]) if names else None
+        self.task = "classification"
+
+    @property
+    def targets(self) -> list[int]:
+        return [int(t) - self.first for t in self.dataset.targets]
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        sample = dict(self.dataset[i])
+        sample["label"] = int(sample["label"]) - self.first
+        return sample
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+
+class Repeated(Dataset):
+    """Each video ``times`` per epoch (SEVERE's "train clips per video"); every repeat draws
+    its own random clip because the engine seeds each sample by its position in the epoch."""
+
+    def __init__(self, dataset: Dataset, times: int):
+        self.dataset, self.times = dataset, times
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.times
+
+    def __getitem__(self, i: int):
+        return self.dataset[i % len(self.dataset)]
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __getattr__(self, name: str):
+        if name in ("dataset", "times"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+class ExperimentSplits:
+    """Datasets of one experiment and seed, built with ``vidssl.data.build_dataset``.
+
+    ``train_index`` / ``select_index`` index the full training split; ``select_role`` is
+    ``"val"``, ``"test"`` or ``None``.
+    """
+
+    def __init__(self, experiment: Experiment, recipe: Recipe, task: Task, data_root: str | Path,
+                 seed: int):
+        from vidssl.data import build_dataset
+
+        self.experiment, self.recipe, self.task, self.seed = experiment, recipe, task, seed
+        self.builder = build_dataset
+        self.root = Path(data_root) / experiment.root
+        if not self.root.exists():
+            raise FileNotFoundError(
+                f"experiment {experiment.name}: dataset root {self.root} does not exist (set "
+                f"--data-root, or override {experiment.name}.root=DIR)")
+        self._built: dict[tuple, Dataset] = {}
+        self.reference = self.build(experiment.train_split, "test", 1)
+        self.train_index, self.select_index = self._plan(self.reference)
+        self.select_role = {"val": "val", "test": "test", "last": None}[recipe.selection]
+
+    def clip_options(self) -> dict:
+        r = self.recipe
+        options = {"num_frames": r.num_frames, "target_fps": r.target_fps, "size": r.size}
+        if r.frame_stride is not None:
+            options["frame_stride"] = r.frame_stride
+        return {**options, **self.experiment.dataset_options}
+
+    def key(self, split: str, mode: str, views: int, crops: int = 1) -> tuple:
+        """Identifies a built dataset (and the features extracted from it). A single-view
+        task (counting, whose target belongs to the clip) always gets one clip, one crop."""
+        if self.task.single_view:
+            views = crops = 1
+        return (self.experiment.dataset, str(self.root.resolve()), split, mode, views, crops,
+                tuple(sorted((k, repr(v)) for k, v in self.clip_options().items())))
+
+    def build(self, split: str, mode: str, views: int, crops: int = 1, ranged: bool = True
+              ) -> Dataset:
+        """``views`` clips (uniformly spaced in test mode) x ``crops`` crops per video, only
+        the experiment's ``label_range`` classes unless ``ranged=False``."""
+        key = self.key(split, mode, views, crops)
+        views, crops = key[4], key[5]
+        if key not in self._built:
+            if mode == "train":
+                from vidssl.data.transforms import train_transform
+
+                mode_options = {"transform": train_transform(
+                    self.recipe.size, scale=tuple(self.recipe.crop_scale))}
+            else:
+                mode_options = {"seed": self.seed, **({"num_crops": crops} if crops > 1 else {})}
+            self._built[key] = self.builder(
+                self.experiment.dataset, str(self.root), split, mode=mode, num_views=views,
+                **mode_options, **self.clip_options())
+        dataset = self._built[key]
+        if ranged and self.experiment.label_range is not None:
+            if (key, "ranged") not in self._built:
+                self._built[key, "ranged"] = ClassRange(dataset, *self.experiment.label_range)
+            dataset = self._built[key, "ranged"]
+        return dataset
+
+    def _plan(self, reference: Dataset) -> tuple[list[int], list[int] | None]:
+        from vidssl.data.subsets import balanced_subset, random_subset, split_train_val
+
+        targets = list(reference.targets)
+        everything = list(range(len(targets)))
+        select = None
+        if self.recipe.selection == "val":
+            train, select = split_train_val(targets, self.recipe.val_fraction, seed=self.seed)
+            train, select = sorted(map(int, train)), sorted(map(int, select))
+        else:
+            train = everything
+        if self.experiment.num_samples:
+            n = self.experiment.num_samples
+            if getattr(reference, "task", "classification") == "classification":
+                # ceil(N / C) per class, C = classes that have training videos (all of them
+                # on real data; the world's gym_like fills 16 of Gym99's 99 label ids)
+                chosen = balanced_subset([targets[i] for i in train], n, seed=self.seed)
+            else:
+                chosen = random_subset(len(train), n, seed=self.seed)
+            train = sorted(train[int(i)] for i in chosen)
+        if not train:
+            raise ValueError(
+                f"experiment {self.experiment.name}: no training videos in {self.root}")
+        return train, select
+
+    # ------------------------------------------------------------------ protocol views
+    def finetune_sets(self) -> tuple[Dataset, Dataset | None, Dataset]:
+        """(train: random augmented clips, select: ``val_clips`` uniform clips, test:
+        ``test_clips`` uniform clips), wrapped by the task (arrow of time)."""
+        e, r, task = self.experiment, self.recipe, self.task
+        train = subset(self.build(e.train_split, "train", 1), self.train_index)
+        train = task.prepare(train, train=True, seed=self.seed)
+        if r.train_clips_per_video > 1:
+            train = Repeated(train, r.train_clips_per_video)
+        select = None
+        if self.select_role == "val":
+            val = subset(self.build(e.train_split, "test", r.val_clips), self.select_index)
+            select = task.prepare(val, train=False, seed=self.seed)
+        test = task.prepare(self.build(e.test_split, "test", r.test_clips, r.test_crops),
+                            train=False, seed=self.seed)
+        if self.select_role == "test":
+            select = task.prepare(self.build(e.test_split, "test", r.val_clips), train=False,
+                                  seed=self.seed)
+        return train, select, test
+
+    def feature_sources(self) -> dict[str, tuple[tuple, Dataset, list[int] | None, int]]:
+        """What the linear probe and kNN extract frozen features from, per role: ``(cache key,
+        dataset, keep, offset)``. Roles: the whole training split (``feature_clips`` uniform
+        clips per video; ``train_index`` / ``select_index`` pick from it) and the test split
+        (``test_clips``). With a ``label_range`` the dataset is the unfiltered split, so
+        every range of one dataset shares its features: keep rows ``keep`` and subtract
+        ``offset`` from their labels."""
+        e, r = self.experiment, self.recipe
+        sources = {}
+        for role, split, views, crops in (("train", e.train_split, r.feature_clips, 1),
+                                          ("test", e.test_split, r.test_clips, r.test_crops)):
+            base = self.build(split, "test", views, crops, ranged=False)
+            dataset = self.task.prepare(base, train=False, seed=self.seed)
+            wrapped = dataset is not base  # arrow of time: the reversed half depends on the seed
+            key = self.key(split, "test", views, crops) + (self.task.name,
+                                                           self.seed if wrapped else None)
+            keep, offset = None, 0
+            if e.label_range is not None:
+                ranged = self.build(split, "test", views, crops)
+                keep, offset = ranged.keep, ranged.first
+            sources[role] = (key, dataset, keep, offset)
+        return sources
