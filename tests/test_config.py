@@ -71,3 +71,10 @@ class _NoMethod:
 def test_pretrain_config_rejects_unknown_method(tmp_path):
     with pytest.raises(ConfigError, match="method.name 'nope'"):
         load_config(write(tmp_path, "method: {name: nope}\n"))
+
+
+def test_yaml_exponent_without_dot_is_a_float(tmp_path):
+    cfg = load_config(write(tmp_path, "{}\n"), ["optim.lr=3e-4"], cls=_NoMethod)
+    assert cfg.optim.lr == 3e-4
+    with pytest.raises(ConfigError, match="optim.lr must be a number"):
+        load_config(write(tmp_path, "{}\n"), ["optim.lr=fast"], cls=_NoMethod)

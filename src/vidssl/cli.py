@@ -96,9 +96,22 @@ def cmd_weights_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_show_tubelets(args: argparse.Namespace) -> int:
+    import torch
+
+    from vidssl.io import probe, read_clip
     from vidssl.viz.tubelets import render_tubelet_examples
 
-    render_tubelet_examples(args.out, video=args.video, seed=args.seed)
+    clips = None
+    if args.video:
+        if len(args.video) < 2:
+            raise SystemExit("vidssl show tubelets: --video needs at least two files (pairs are "
+                             "made of different videos)")
+        frames = [read_clip(v, list(range(min(16, probe(v).num_frames))), size=(112, 112))
+                  for v in args.video]
+        length = min(f.shape[0] for f in frames)
+        clips = torch.stack([f[:length].permute(3, 0, 1, 2).float() / 255 for f in frames])
+    render_tubelet_examples(args.out, clips=clips, num_pairs=max(1, len(args.video or []) - 1)
+                            if args.video else 3, seed=args.seed)
     print(f"wrote {args.out}")
     return 0
 
@@ -201,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     s_sub = p.add_subparsers(dest="show_command", metavar="WHAT", required=True)
     q = s_sub.add_parser("tubelets", help="GIF of tubelet-contrast positive pairs")
     q.add_argument("--out", default="tubelets.gif")
-    q.add_argument("--video", help="video to paste on (default: generated clips)")
+    q.add_argument("--video", nargs="+", help="two or more videos to paste on (default: "
+                                              "procedural textured clips)")
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=cmd_show_tubelets)
     q = s_sub.add_parser("masking", help="VideoMAE/SIGMA masks, reconstructions, cluster assignments")

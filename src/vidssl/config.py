@@ -192,6 +192,11 @@ def _convert(value: Any, annotation: Any, key: str, where: str) -> Any:
             raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
         return dict(value)
     if annotation is float:
+        if isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
         return float(value)

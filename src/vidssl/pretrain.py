@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidssl.config import PretrainConfig, save_config, to_dict
-from vidssl.engine import FitResult, fit
+from vidssl.engine import FitResult, fit, seed_everything
 
 
 def build_method(cfg: PretrainConfig):
@@ -39,6 +39,7 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path, resume: str | None = None
     Checkpoints carry ``model_spec`` and ``backbone_prefix`` so that evaluation rebuilds the
     exact backbone from the file alone."""
     out = Path(out)
+    seed_everything(cfg.train.seed)  # initial weights (and prototypes) follow the seed
     method = build_method(cfg)
     dataset = build_pretrain_dataset(cfg)
     save_config(cfg, out / "config.yaml")
