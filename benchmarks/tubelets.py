@@ -18,8 +18,15 @@ import time
 import numpy as np
 import torch
 
-from vidssl.methods.tubelets import (ELLIPSE, RECTANGLE, TubeletConfig, TubeletParams,
-                                     add_tubelets, paste_tubelets, sample_tubelets)
+from vidssl.methods.tubelets import (
+    ELLIPSE,
+    RECTANGLE,
+    TubeletConfig,
+    TubeletParams,
+    add_tubelets,
+    paste_tubelets,
+    sample_tubelets,
+)
 
 try:
     import cv2

@@ -1,7 +1,16 @@
 import pytest
 
-from vidssl.config import (ConfigError, DataConfig, OptimConfig, PretrainConfig, TrainConfig,
-                           apply_overrides, from_dict, load_config, save_config, to_dict)
+from vidssl.config import (
+    ConfigError,
+    DataConfig,
+    OptimConfig,
+    TrainConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+    save_config,
+    to_dict,
+)
 
 
 def write(tmp_path, text):
@@ -52,9 +61,9 @@ class TestConfig:
             apply_overrides({}, ["optim.lr"])
 
 
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass, field
 
-from vidssl.config import ModelConfig, ScheduleConfig  # noqa: E402
+from vidssl.config import ModelConfig, ScheduleConfig
 
 
 @dataclass

@@ -9,9 +9,17 @@ from torch import nn
 
 from vidssl.config import ConfigError, load_config
 from vidssl.methods import METHODS
-from vidssl.methods.contrastive import (ContrastiveParams, NegativeQueue, info_nce, knn_monitor,
-                                        knn_predict, knn_probe, momentum_at, momentum_update,
-                                        nt_xent)
+from vidssl.methods.contrastive import (
+    ContrastiveParams,
+    NegativeQueue,
+    info_nce,
+    knn_monitor,
+    knn_predict,
+    knn_probe,
+    momentum_at,
+    momentum_update,
+    nt_xent,
+)
 from vidssl.methods.tubelet_contrast import TubeletContrastParams
 from vidssl.methods.tubelets import TubeletConfig
 from vidssl.models import build_backbone

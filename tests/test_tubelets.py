@@ -5,8 +5,16 @@ from dataclasses import replace
 import pytest
 import torch
 
-from vidssl.methods.tubelets import (SHAPES, TubeletConfig, TubeletParams, _interpolate,
-                                     _key_frames, add_tubelets, paste_tubelets, sample_tubelets)
+from vidssl.methods.tubelets import (
+    SHAPES,
+    TubeletConfig,
+    TubeletParams,
+    _interpolate,
+    _key_frames,
+    add_tubelets,
+    paste_tubelets,
+    sample_tubelets,
+)
 
 torch.set_num_threads(1)
 

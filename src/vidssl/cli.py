@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from vidssl import __version__
 
@@ -67,7 +66,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_suite(args.suite, checkpoint=args.checkpoint, format=args.format, model=args.model,
               data_root=args.data_root, out=args.out, seeds=args.seeds,
               device=args.device or "cpu", seed=args.seed or 0, max_steps=args.max_steps,
-              resume=args.resume, overrides=args.overrides)
+              resume=args.resume, overrides=args.overrides, model_kwargs=args.model_kwargs)
     return 0
 
 
@@ -133,6 +132,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+def _yaml_mapping(text: str) -> dict:
+    import yaml
+
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{width: 0.25}}', got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidssl",
@@ -144,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("world", help="generate the synthetic motion world (built-in data)",
                        description="Render the procedural video world in the official layouts of "
                                    "the real datasets (UCF101, FineGym, SSv2, UCFRep, Charades, DAVIS).")
-    p.add_argument("--preset", default="mini", choices=["mini", "small", "full"])
+    p.add_argument("--preset", default="mini", choices=["tiny", "mini", "small", "full"])
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="parallel rendering processes")
@@ -177,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="vidssl or published checkpoint; omit for a scratch backbone")
     p.add_argument("--format", default="auto", help="checkpoint format (default: detect)")
     p.add_argument("--model", help="backbone name for published checkpoints or scratch, e.g. r2plus1d_18")
+    p.add_argument("--model-kwargs", type=_yaml_mapping, default=None,
+                   help="backbone kwargs as a YAML mapping, e.g. \"{width: 0.25}\"")
     p.add_argument("--data-root", help="folder holding the suite's datasets")
     p.add_argument("--seeds", type=int, default=1, help="repeat every experiment with N seeds")
     p.add_argument("--compare", nargs="+", metavar="RUN_DIR", help="merge finished runs into one report")
@@ -230,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "suite for each backbone and write report.md/results.csv/plots.")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--preset", default="mini", choices=["mini", "small", "full"])
-    p.add_argument("--quick", action="store_true", help="2-minute smoke run")
+    p.add_argument("--quick", action="store_true",
+                   help="2-minute smoke run: the 'tiny' world, a few steps per method")
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--data", default=None, help="world folder (default: OUT/world)")

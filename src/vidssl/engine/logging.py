@@ -5,8 +5,15 @@ import csv
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress
-from rich.progress import ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
 from rich.text import Text
 
 console = Console(stderr=True)
@@ -35,7 +42,7 @@ class MetricsLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(str(Path(out_dir) / "tensorboard"))
-        except Exception:  # tensorboard is optional
+        except ImportError:  # tensorboard is optional
             self.tb = None
 
     def _add_columns(self, row: dict) -> bool:

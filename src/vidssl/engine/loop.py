@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -270,7 +271,7 @@ def _finite_everywhere(loss: torch.Tensor) -> bool:
 
 
 def _sum_across_ranks(value: int, device: torch.device) -> int:
-    return int(D.all_reduce(torch.tensor([float(value)], device=device)).item())
+    return round(D.all_reduce(torch.tensor([float(value)], device=device)).item())
 
 
 def _gather_rng() -> list[dict]:

@@ -70,7 +70,7 @@ def lr_factor(step: int, schedule: ScheduleConfig, total_steps: int, steps_per_e
     warmup: ``(step + 1) / W``; cosine: ``r + (1 - r) * (1 + cos(pi * p)) / 2`` with ``p`` the
     progress after warmup and ``r = min_lr_ratio``; multistep: ``gamma ** #(milestones passed)``.
     """
-    warmup = schedule.warmup_steps or int(round(schedule.warmup_epochs * steps_per_epoch))
+    warmup = schedule.warmup_steps or round(schedule.warmup_epochs * steps_per_epoch)
     if step < warmup:
         return (step + 1) / warmup
     if schedule.name == "constant":

@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-METHODS: dict[str, type["SSLMethod"]] = {}
+METHODS: dict[str, type[SSLMethod]] = {}
 
 
-def register_method(cls: type["SSLMethod"]) -> type["SSLMethod"]:
+def register_method(cls: type[SSLMethod]) -> type[SSLMethod]:
     """Class decorator: make ``cls`` available as ``METHODS[cls.name]``."""
     if cls.name in METHODS and METHODS[cls.name] is not cls:
         raise ValueError(f"method name {cls.name!r} registered twice")

@@ -25,8 +25,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from vidssl.config import ConfigError
-from vidssl.engine.distributed import (all_gather_nograd, all_gather_with_grad, get_rank,
-                                       get_world_size)
+from vidssl.engine.distributed import (
+    all_gather_nograd,
+    all_gather_with_grad,
+    get_rank,
+    get_world_size,
+)
 from vidssl.methods.base import SSLMethod
 from vidssl.models.heads import ProjectionMLP
 

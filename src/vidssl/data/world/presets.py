@@ -1,6 +1,6 @@
 """World presets: how big the synthetic world is (frame size, clip length, video counts).
 
-``mini`` is what ``vidssl demo`` uses (32 px, 16 frames, ~2,000 videos, under a minute to
+``tiny`` feeds the ``vidssl demo --quick`` smoke run; ``mini`` is what ``vidssl demo`` uses (32 px, 16 frames, ~2,000 videos, under a minute to
 generate on 2 cores); ``small`` (64 px) suits a ~30-minute demo; ``full`` (112 px, 32
 frames) matches the SEVERE input size. Customize with :func:`dataclasses.replace`, e.g.
 ``replace(PRESETS["mini"], background_shortcut=0.8)``.
@@ -69,6 +69,12 @@ class WorldPreset:
 
 
 PRESETS: dict[str, WorldPreset] = {
+    "tiny": WorldPreset(
+        name="tiny", size=32, num_frames=16, pretrain_videos=64,
+        ucf_train=6, ucf_test=3, gym_train=6, gym_test=3, ssv2_train=6, ssv2_test=3,
+        rep_train_videos=20, rep_val_videos=10, charades_train_videos=20,
+        charades_test_videos=10, aot_train_videos=20, aot_test_videos=10, mask_videos=2,
+    ),
     "mini": WorldPreset(name="mini", size=32, num_frames=16),
     "small": WorldPreset(
         name="small", size=64, num_frames=16, pretrain_videos=3000,

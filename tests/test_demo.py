@@ -1,0 +1,27 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_quick_runs_end_to_end_and_resumes(tmp_path):
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "vidssl", "demo", "--quick", "--out", str(out)]
+    first = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    text = json.dumps(results)
+    for row in ("Tubelet-Contrast", "Video-MoCo", "VideoMAE", "SIGMA-MLP", "Scratch (R(2+1)D)"):
+        assert row in text
+    assert "| Tubelet-Contrast |" in (out / "report.md").read_text()
+    assert (out / "results.csv").read_text().count("\n") > 6
+    assert list((out / "plots").glob("*.png"))
+    for method in ("tubelet_contrast", "video_moco", "videomae", "sigma_mlp"):
+        done = json.loads((out / "pretrain" / method / "done.json").read_text())
+        assert done["steps"] == 6
+    again = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("pretrained before, reused") == 4
+    assert "done before, reused" in again.stderr
