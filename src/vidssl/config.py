@@ -130,6 +130,20 @@ class MethodConfig:
 
 
 @dataclass
+class MonitorConfig:
+    """Online monitoring during pretraining: weighted kNN accuracy (k, tau 0.07) of the
+    backbone on a held-out labelled dataset after every epoch, logged beside the loss.
+    Off while ``dataset`` is empty."""
+
+    dataset: str = ""
+    root: str = ""
+    train_split: str = "train"
+    test_split: str = "test"
+    k: int = 20
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
 class PretrainConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -137,6 +151,7 @@ class PretrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     def settings(self, resume: str | None = None, progress: bool = True) -> TrainSettings:
         return TrainSettings(

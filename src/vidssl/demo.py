@@ -37,7 +37,7 @@ METHOD_ROWS = (
 
 # Pretraining epochs per world preset (None: the config's own), sized so that the default
 # `mini` demo fits in 10 minutes on 2 CPU cores; --quick is a smoke run of a few steps.
-PRETRAIN_EPOCHS = {"mini": {"tubelet_contrast": 5, "video_moco": 5, "videomae": 8, "sigma": 8}}
+PRETRAIN_EPOCHS = {"mini": {"tubelet_contrast": 5, "video_moco": 5, "videomae": 6, "sigma": 6}}
 QUICK_PRETRAIN_STEPS = 6
 QUICK_PRESET = "tiny"
 QUICK_SUITE_OVERRIDES = ("recipes.linear.linear_epochs=5", "recipes.finetune.epochs=1")

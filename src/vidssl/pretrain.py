@@ -32,12 +32,29 @@ def build_pretrain_dataset(cfg: PretrainConfig):
     return build_dataset(data.dataset, data.root, data.split, num_samples=data.num_samples, **options)
 
 
+def build_monitor(cfg: PretrainConfig):
+    """``eval_fn`` for the engine: kNN accuracy on ``cfg.monitor``'s dataset, or ``None``."""
+    from vidssl.data import build_dataset
+    from vidssl.methods.contrastive import knn_monitor
+
+    monitor, data = cfg.monitor, cfg.data
+    if not monitor.dataset:
+        return None
+    options = {"num_frames": data.num_frames, "frame_stride": data.frame_stride,
+               "target_fps": data.target_fps, "size": data.size, "backend": data.backend,
+               "mode": "test", **monitor.options}
+    train = build_dataset(monitor.dataset, monitor.root, monitor.train_split, **options)
+    test = build_dataset(monitor.dataset, monitor.root, monitor.test_split, **options)
+    return knn_monitor(train, test, k=monitor.k)
+
+
 def run_pretrain(cfg: PretrainConfig, out: str | Path, resume: str | None = None,
-                 progress: bool = True, eval_fn=None) -> FitResult:
+                 progress: bool = True) -> FitResult:
     """Pretrain and write ``out/config.yaml``, ``out/metrics.csv`` and ``out/checkpoints/``.
 
     Checkpoints carry ``model_spec`` and ``backbone_prefix`` so that evaluation rebuilds the
-    exact backbone from the file alone."""
+    exact backbone from the file alone. With ``monitor.dataset`` set, kNN accuracy on it is
+    logged after every epoch (``knn_acc`` in metrics.csv)."""
     out = Path(out)
     seed_everything(cfg.train.seed)  # initial weights (and prototypes) follow the seed
     method = build_method(cfg)
@@ -47,4 +64,4 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path, resume: str | None = None
              "model_spec": {"name": cfg.model.name, "kwargs": to_dict(cfg.model.kwargs)},
              "method": cfg.method.name}
     return fit(method, dataset, cfg.settings(resume=resume, progress=progress), out,
-               eval_fn=eval_fn, config=cfg, checkpoint_extra=extra)
+               eval_fn=build_monitor(cfg), config=cfg, checkpoint_extra=extra)
