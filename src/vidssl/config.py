@@ -7,6 +7,7 @@ is saved next to every run.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -282,7 +283,7 @@ def to_dict(config: Any) -> Any:
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``a.b.c=value`` strings to a nested mapping; values are parsed as YAML scalars
     or lists (``optim.lr=0.01``, ``schedule.milestones=[10,20]``, ``train.max_steps=null``)."""
-    data = _deep_copy(data)
+    data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"command line: override {item!r} must look like key.sub=value")
@@ -295,14 +296,6 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
                 raise ConfigError(f"command line: {key}: {part} is not a section")
             node = child
         node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
-    return data
-
-
-def _deep_copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _deep_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_deep_copy(v) for v in data]
     return data
 
 
