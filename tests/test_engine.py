@@ -83,7 +83,7 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     single = run_toy(tmp_path / "single", "--steps", "6", "--batch", "8", "--dropout", "0")
     assert single.returncode == 0, single.stderr
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                "--master_port=29571", TOY, "--out", str(tmp_path / "ddp"), "--steps", "6",
+                "--standalone", TOY, "--out", str(tmp_path / "ddp"), "--steps", "6",
                 "--batch", "4", "--dropout", "0"]
     ddp = subprocess.run(torchrun, env=ENV, check=False, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]

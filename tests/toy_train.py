@@ -11,6 +11,7 @@ from torch import nn
 
 from vidssl.config import OptimConfig, ScheduleConfig, TrainConfig, TrainSettings
 from vidssl.engine import fit
+from vidssl.engine.distributed import shutdown
 
 
 class ToyClips(torch.utils.data.Dataset):
@@ -65,6 +66,7 @@ def main():
                           log_every=1, seed=3, accum_steps=args.accum, keep_last=2),
         batch_size=args.batch, num_workers=0, resume=args.resume, progress=False)
     fit(model, ToyClips(), settings, args.out)
+    shutdown()
 
 
 if __name__ == "__main__":

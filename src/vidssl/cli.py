@@ -256,11 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:2] == ["evaluate", "segmentation"]:
         argv = [SEGMENTATION_COMMAND, *argv[2:]]
     args = build_parser().parse_args(argv)
+    from vidssl.engine.distributed import shutdown
+
     try:
         return args.func(args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:  # user errors: no traceback
         print(f"vidssl: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        shutdown()
 
 
 if __name__ == "__main__":

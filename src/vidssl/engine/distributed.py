@@ -44,6 +44,12 @@ def init_distributed(device: str) -> torch.device:
     return dev
 
 
+def shutdown() -> None:
+    """Leave the process group (end of a torchrun command)."""
+    if is_distributed():
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()

@@ -245,6 +245,7 @@ def fit(
                 last_row = {**last_row, **metrics}
             D.barrier()
     last_ckpt = checkpoint() or last_ckpt
+    D.barrier()  # every rank leaves together: none exits while another still talks to it
     seconds = time.perf_counter() - started
     log.close()
     if main and settings.progress:
