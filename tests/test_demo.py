@@ -15,7 +15,12 @@ def test_demo_quick_runs_end_to_end_and_resumes(tmp_path):
     text = json.dumps(results)
     for row in ("Tubelet-Contrast", "Video-MoCo", "VideoMAE", "SIGMA-MLP", "Scratch (R(2+1)D)"):
         assert row in text
-    assert "| Tubelet-Contrast |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| Tubelet-Contrast |" in report
+    assert all(method["seeds"] == [0, 1] for method in results["methods"])  # --quick: 2 seeds
+    assert "| pretraining beats scratch | Tubelet-Contrast vs Scratch (R(2+1)D) | UCF-like |" in report
+    assert "| Tubelet-Contrast beats MoCo | Tubelet-Contrast vs Video-MoCo | FX-S1-like |" in report
+    assert "## Against the baselines" in first.stderr
     assert (out / "results.csv").read_text().count("\n") > 6
     assert list((out / "plots").glob("*.png"))
     for method in ("tubelet_contrast", "video_moco", "videomae", "sigma_mlp"):

@@ -5,7 +5,16 @@ import json
 import pytest
 
 from vidssl.evaluation.published import PUBLISHED
-from vidssl.evaluation.report import compare_runs, ranks, severe_mean, summarize, write_report
+from vidssl.evaluation.report import (
+    Comparison,
+    compare_runs,
+    margin,
+    ranks,
+    render_comparisons,
+    severe_mean,
+    summarize,
+    write_report,
+)
 
 BENCHMARK = ["ssv2", "gym99", "ucf101_1000", "gym99_1000", "gym_fx_s1", "gym_ub_s1", "ucf_rc",
              "charades"]
@@ -101,3 +110,32 @@ def test_compare_runs_merges_run_directories(tmp_path):
     assert document["ranks"]["gym99"] == {"scratch": 2, "moco": 1}
     with pytest.raises(FileNotFoundError, match="no results.json"):
         compare_runs([tmp_path / "missing"], tmp_path / "x")
+
+
+def test_margin_sets_the_difference_against_the_seed_spread():
+    method = _block("m", {"gym99": [30.0, 34.0], "ucf_rc": [0.20, 0.22]})
+    baseline = _block("b", {"gym99": [20.0, 22.0], "ucf_rc": [0.21, 0.25]})
+    gym = margin(method, baseline, "gym99")
+    assert gym["delta"] == pytest.approx(11.0)  # 32 - 21
+    assert gym["spread"] == pytest.approx(2 ** 0.5 * 2 + 2 ** 0.5)  # std 2.83 + 1.41
+    assert gym["verdict"] == "better"
+    # lower-is-better: 0.21 vs 0.23 is an improvement of +0.02, inside the spread 0.014+0.028
+    counting = margin(method, baseline, "ucf_rc")
+    assert counting["delta"] == pytest.approx(0.02)
+    assert counting["verdict"] == "within the seed spread"
+    assert margin(baseline, method, "gym99")["verdict"] == "worse"
+    assert margin(method, baseline, "ssv2") is None  # not run by either
+    single = margin(_block("m", {"gym99": [30.0]}), _block("b", {"gym99": [20.0]}), "gym99")
+    assert single["verdict"] == "no verdict (1 seed)"
+
+
+def test_comparisons_section_in_report(tmp_path):
+    blocks = [_block("TC", {"gym99": [30.0, 34.0]}), _block("Scratch", {"gym99": [29.0, 35.0]})]
+    text = render_comparisons(blocks, [Comparison("beats scratch", "TC", "Scratch", ("gym99",)),
+                                       Comparison("absent", "TC", "Nobody", ("gym99",))])
+    assert "| beats scratch | TC vs Scratch | gym99 | +0.0 |" in text
+    assert "absent" not in text
+    write_report(blocks, tmp_path, plots=False,
+                 comparisons=[Comparison("beats scratch", "TC", "Scratch", ("gym99",))])
+    report = (tmp_path / "report.md").read_text()
+    assert "## Against the baselines" in report and "within the seed spread" in report

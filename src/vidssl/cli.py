@@ -127,7 +127,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from vidssl.demo import run_demo
 
     run_demo(args.out, preset=args.preset, quick=args.quick, device=args.device or "cpu",
-             seed=args.seed or 0, data_dir=args.data)
+             seed=args.seed or 0, data_dir=args.data, seeds=args.seeds,
+             pretrain_epochs=args.pretrain_epochs)
     return 0
 
 
@@ -245,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--data", default=None, help="world folder (default: OUT/world)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="seeds per experiment (default 3; 2 with --quick)")
+    p.add_argument("--pretrain-epochs", type=int, default=None,
+                   help="pretraining epochs for every method (default: sized per preset)")
     p.set_defaults(func=cmd_demo)
     return parser
 

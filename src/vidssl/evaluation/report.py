@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from vidssl.evaluation.published import PUBLISHED, SOURCE
@@ -82,6 +83,63 @@ def ranks(blocks: list[dict], name: str) -> list[int | None]:
     present = [v for v in values if v is not None]
     return [None if v is None else 1 + sum((o > v) if higher else (o < v) for o in present)
             for v in values]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Is ``method`` better than ``baseline`` on ``experiments``? ``question`` heads the rows."""
+
+    question: str
+    method: str
+    baseline: str
+    experiments: tuple[str, ...]
+
+
+def margin(method: dict, baseline: dict, name: str) -> dict | None:
+    """``delta`` = mean(method) - mean(baseline), signed so that > 0 means better;
+    ``spread`` = std(method) + std(baseline) over seeds. The verdict is "better" when
+    ``delta > spread``, "worse" when ``delta < -spread``, else "within the seed spread";
+    with one seed there is no spread, so no verdict."""
+    a, b = primary(method, name), primary(baseline, name)
+    if a is None or b is None:
+        return None
+    sign = 1.0 if method["experiments"][name]["higher_is_better"] else -1.0
+    delta, spread = sign * (a["mean"] - b["mean"]), a["std"] + b["std"]
+    seeds = min(len(a["values"]), len(b["values"]))
+    if seeds < 2:
+        verdict = "no verdict (1 seed)"
+    elif delta > spread:
+        verdict = "better"
+    elif delta < -spread:
+        verdict = "worse"
+    else:
+        verdict = "within the seed spread"
+    return {"delta": delta, "spread": spread, "seeds": seeds, "verdict": verdict}
+
+
+def render_comparisons(blocks: list[dict], comparisons: list[Comparison]) -> str:
+    """Markdown table of ``margin`` for every (comparison, experiment) both sides finished."""
+    by_name = {b["name"]: b for b in blocks}
+    rows = []
+    for c in comparisons:
+        if c.method not in by_name or c.baseline not in by_name:
+            continue
+        for name in c.experiments:
+            m = margin(by_name[c.method], by_name[c.baseline], name)
+            if m is None:
+                continue
+            metric = _experiment_meta(blocks, name)["metric"]
+            digits = 3 if metric == "mae" else 1
+            rows.append([c.question, f"{c.method} vs {c.baseline}",
+                         _experiment_meta(blocks, name)["label"], f"{m['delta']:+.{digits}f}",
+                         f"{m['spread']:.{digits}f}", m["verdict"]])
+    if not rows:
+        return ""
+    lines = ["## Against the baselines", "",
+             ("Δ: difference of the means over seeds, signed so that > 0 means better; spread: "
+              "sum of the two seed standard deviations. \"better\" needs Δ > spread."), ""]
+    lines += _table(["Question", "Comparison", "Experiment", "Δ", "Spread", "Verdict"], rows)
+    return "\n".join(lines) + "\n"
 
 
 def _experiment_meta(blocks: list[dict], name: str) -> dict:
@@ -293,8 +351,9 @@ def write_csv(blocks: list[dict], path: Path) -> None:
 
 
 def write_report(blocks: list[dict], out: str | Path, title: str | None = None,
-                 plots: bool = True) -> dict[str, Path]:
-    """Write ``results.json``, ``results.csv``, ``report.md`` and ``plots/*.png`` into ``out``."""
+                 plots: bool = True, comparisons: list[Comparison] = ()) -> dict[str, Path]:
+    """Write ``results.json``, ``results.csv``, ``report.md`` and ``plots/*.png`` into ``out``;
+    ``comparisons`` add an "Against the baselines" section (see ``margin``)."""
     if not blocks:
         raise ValueError("write_report: no results to report")
     names = [b["name"] for b in blocks]
@@ -312,9 +371,10 @@ def write_report(blocks: list[dict], out: str | Path, title: str | None = None,
     _atomic_text(files["json"], json.dumps(document, indent=1))
     write_csv(blocks, files["csv"])
     suite_name = blocks[0]["suite"]["name"]
-    _atomic_text(files["markdown"], render_markdown(
-        blocks, {k: str(v.relative_to(out)) for k, v in figures.items()},
-        title or f"SEVERE evaluation: suite {suite_name}"))
+    markdown = render_markdown(blocks, {k: str(v.relative_to(out)) for k, v in figures.items()},
+                               title or f"SEVERE evaluation: suite {suite_name}")
+    extra = render_comparisons(blocks, list(comparisons))
+    _atomic_text(files["markdown"], markdown + ("\n" + extra if extra else ""))
     return {**files, **{f"plot_{k}": v for k, v in figures.items()}}
 
 
@@ -368,8 +428,8 @@ def load_results(run_dir: str | Path) -> list[dict]:
     return document["methods"]
 
 
-def compare_runs(run_dirs: list[str | Path], out: str | Path,
-                 title: str | None = None) -> dict[str, Path]:
+def compare_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = None,
+                 comparisons: list[Comparison] = ()) -> dict[str, Path]:
     """Merge the results of several runs (one backbone each) into one report in ``out``.
     Two runs with the same method name are told apart by their folder names."""
     blocks = []
@@ -380,4 +440,5 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path,
     for block in blocks:
         if names.count(block["name"]) > 1:
             block["name"] = f"{block['name']} ({Path(block['run_dir']).name})"
-    return write_report(blocks, out, title=title or "SEVERE evaluation: comparison")
+    return write_report(blocks, out, title=title or "SEVERE evaluation: comparison",
+                        comparisons=comparisons)
