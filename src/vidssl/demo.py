@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vidssl.config import load_config, to_dict
@@ -71,7 +71,7 @@ def _pretrain(row: PretrainRow, world: Path, out: Path, *, quick: bool, device: 
     if epochs is None:
         epochs = PRETRAIN_EPOCHS.get(preset, {}).get(cfg.method.name)
     if epochs is not None:
-        cfg = load_config(config_path(f"pretrain/{row.config}"), [*overrides, f"train.epochs={epochs}"])
+        cfg.train = replace(cfg.train, epochs=epochs)
     done = run_dir / "done.json"
     if done.is_file() and json.loads(done.read_text())["config"] == to_dict(cfg):
         console.print(f"[bold]{row.label}[/]: pretrained before, reused ({run_dir})")

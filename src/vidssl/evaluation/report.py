@@ -128,10 +128,10 @@ def render_comparisons(blocks: list[dict], comparisons: list[Comparison]) -> str
             m = margin(by_name[c.method], by_name[c.baseline], name)
             if m is None:
                 continue
-            metric = _experiment_meta(blocks, name)["metric"]
-            digits = 3 if metric == "mae" else 1
+            meta = _experiment_meta(blocks, name)
+            digits = 3 if meta["metric"] == "mae" else 1
             rows.append([c.question, f"{c.method} vs {c.baseline}",
-                         _experiment_meta(blocks, name)["label"], f"{m['delta']:+.{digits}f}",
+                         meta["label"], f"{m['delta']:+.{digits}f}",
                          f"{m['spread']:.{digits}f}", m["verdict"]])
     if not rows:
         return ""

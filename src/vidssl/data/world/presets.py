@@ -1,8 +1,9 @@
 """World presets: how big the synthetic world is (frame size, clip length, video counts).
 
-``tiny`` feeds the ``vidssl demo --quick`` smoke run; ``mini`` is what ``vidssl demo`` uses (32 px, 16 frames, ~2,000 videos, under a minute to
-generate on 2 cores); ``small`` (64 px) suits a ~30-minute demo; ``full`` (112 px, 32
-frames) matches the SEVERE input size. Customize with :func:`dataclasses.replace`, e.g.
+``tiny`` feeds the ``vidssl demo --quick`` smoke run; ``mini`` is what ``vidssl demo`` uses
+(32 px, 16 frames, ~2,000 videos, under a minute to generate on 2 cores); ``small`` (64 px,
+~7,000 videos) is a larger world, not yet timed as a demo; ``full`` (112 px, 32 frames)
+matches the SEVERE input size. Customize with :func:`dataclasses.replace`, e.g.
 ``replace(PRESETS["mini"], background_shortcut=0.8)``.
 """
 
