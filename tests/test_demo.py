@@ -13,12 +13,15 @@ def test_demo_quick_runs_end_to_end_and_resumes(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     text = json.dumps(results)
-    for row in ("Tubelet-Contrast", "Video-MoCo", "VideoMAE", "SIGMA-MLP", "Scratch (R(2+1)D)"):
+    for row in ("Tubelet-Contrast", "Video-MoCo", "VideoMAE", "SIGMA-MLP", "Scratch (R(2+1)D)",
+                "Motion energy (hand-crafted)"):
         assert row in text
     report = (out / "report.md").read_text()
     assert "| Tubelet-Contrast |" in report
     assert all(method["seeds"] == [0, 1] for method in results["methods"])  # --quick: 2 seeds
     assert "| pretraining beats scratch | Tubelet-Contrast vs Scratch (R(2+1)D) | UCF-like |" in report
+    assert ("| control: hand-crafted motion beats scratch | Motion energy (hand-crafted) vs "
+            "Scratch (ViT) | Gym-like (64) |") in report
     assert "| Tubelet-Contrast beats MoCo | Tubelet-Contrast vs Video-MoCo | FX-S1-like |" in report
     assert "## Against the baselines" in first.stderr
     assert (out / "results.csv").read_text().count("\n") > 6

@@ -13,20 +13,26 @@ torch.set_num_threads(1)
 COLOURS = {"Red": (200, 40, 40), "Blue": (40, 40, 200)}
 
 
-def _write_video(path, colour, seed, frames=8, size=32):
-    """A coloured backdrop with a moving grey square (class = colour, so even random
-    features separate the classes)."""
+def _write_video(path, colour, seed, frames=8, size=32, step=None):
+    """A coloured backdrop with a grey square moving ``step`` px per frame (default: 2 px to
+    the right, wrapping around; class = colour, so even random features separate the classes)."""
     rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=16)
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
-        x0 = int(rng.integers(0, size - 8))
+        if step is None:
+            x0, step, span = int(rng.integers(0, size - 8)), 2, size - 8
+        else:  # no wrap: start where the whole path stays inside the frame
+            travel = abs(step) * (frames - 1)
+            x0 = int(rng.integers(0, size - 8 - travel + 1)) + (travel if step < 0 else 0)
+            span = size
         for t in range(frames):
             image = np.empty((size, size, 3), np.uint8)
             image[:] = colour
-            image[10:18, (x0 + 2 * t) % (size - 8):(x0 + 2 * t) % (size - 8) + 8] = 128
+            x = (x0 + step * t) % span
+            image[10:18, x:x + 8] = 128
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
@@ -74,3 +80,36 @@ def test_suite_on_a_real_layout_with_the_real_adapter_and_backbone(tmp_path):
                          "result.json").read_text())
     assert result["selected"]["steps"] == 2  # 2 epochs of one batch of 4
     assert (tmp_path / "run" / "plots" / "factor_domain.png").is_file()
+
+
+def test_motion_energy_reference_separates_directions_that_share_every_colour(tmp_path):
+    """Classes differ only in where the square goes: the parameter-free motion descriptor
+    separates them, its features are shared by all seeds, and its row is named after it."""
+    from vidssl.evaluation.runner import BackboneSource
+
+    root = tmp_path / "data" / "ucf"
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True)
+    (lists / "classInd.txt").write_text("1 Right\n2 Left\n")
+    train, test = [], []
+    for label, (name, step) in enumerate((("Right", 2), ("Left", -2))):
+        for i in range(10):
+            rel = f"{name}/v_{name}_g{i:02d}_c01.avi"
+            _write_video(root / "UCF-101" / rel, (90, 120, 90), seed=10 * label + i, step=step)
+            (train if i < 7 else test).append(rel)
+    (lists / "trainlist01.txt").write_text(
+        "".join(f"{r} {1 + ('Left' in r)}\n" for r in train))
+    (lists / "testlist01.txt").write_text("".join(f"{r}\n" for r in test))
+    base = {"num_frames": 8, "target_fps": None, "frame_stride": 1, "size": 32, "batch_size": 4,
+            "num_workers": 0, "val_fraction": 0.3, "val_clips": 1, "test_clips": 1,
+            "feature_clips": 1, "linear_epochs": 100, "linear_lr": 0.01, "protocol": "linear"}
+    suite = {"name": "directions", "recipes": {"base": base}, "factors": {"domain": [
+        {"name": "direction", "dataset": "ucf101", "root": "ucf", "recipe": "base"}]}}
+    path = tmp_path / "directions.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    block = run_suite(path, model="motion_energy", data_root=tmp_path / "data",
+                      out=tmp_path / "run", seeds=2, progress=False)
+    assert block["name"] == "motion_energy"
+    assert block["experiments"]["direction"]["metrics"]["top1"]["mean"] >= 80.0  # chance: 50
+    assert BackboneSource(None, model="motion_energy").feature_key(1) is None
+    assert BackboneSource(None, model="r2plus1d_18", model_kwargs={"width": 0.25}).feature_key(1) == 1

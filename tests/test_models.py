@@ -94,7 +94,7 @@ def test_channels_last_3d_gives_the_same_output():
 
 def test_build_backbone_rejects_unknown_names_and_kwargs():
     assert set(BACKBONES) == {"r2plus1d_18", "r3d_18", "r2plus1d_18_tclr", "vit_tiny",
-                              "vit_small", "vit_base", "vit_large"}
+                              "vit_small", "vit_base", "vit_large", "motion_energy"}
     with pytest.raises(ValueError, match="unknown backbone 'resnet50'"):
         build_backbone("resnet50")
     with pytest.raises(TypeError, match="r2plus1d_18"):
@@ -223,3 +223,31 @@ def test_repetition_counting_head_integrates_density():
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.2 * first
+
+
+def test_motion_energy_measures_where_and_how_much_the_frame_changes():
+    from vidssl.models import motion_energy
+
+    model = motion_energy(grid=2, bins=3)
+    assert model.num_features == 3 * (2 * 2 + 2) and not list(model.parameters())
+    still = torch.rand(1, 3, 1, 8, 8).expand(2, 3, 5, 8, 8)
+    assert torch.equal(model(still)[:, :4 * 3].abs().sum(1), torch.zeros(2))  # no motion, no energy
+    # A bright 2x2 square moves right by 2 px per frame along the top rows.
+    video = torch.zeros(1, 3, 4, 8, 8)
+    for t in range(4):
+        video[:, :, t, 0:2, 2 * t:2 * t + 2] = 1.0
+    energy = model.frame_energy(video)[0]  # [T-1, 2*2 cells + (x, y)]
+    cells = energy[:, :4].reshape(3, 2, 2)
+    assert torch.all(cells[:, 1] == 0)  # bottom cells never change
+    # Pair 0 changes columns 0-3: all in the left cell, 8 px of 16 -> energy 8 / 16.
+    torch.testing.assert_close(cells[0, 0], torch.tensor([0.5, 0.0]))
+    torch.testing.assert_close(cells[2, 0], torch.tensor([0.0, 0.5]))  # columns 4-7
+    x_centroid = energy[:, 4]
+    assert torch.all(x_centroid[1:] > x_centroid[:-1])  # the energy travels right
+    torch.testing.assert_close(energy[:, 5], torch.full((3,), -1.0 + 2.0 / 7 * 0.5))  # rows 0-1
+    pooled = model.forward_features(video)
+    assert pooled["pooled"].shape == (1, 18) and pooled["tokens"].shape == (1, 18, 1, 1, 1)
+    # bins = T-1: the resampling keeps every frame pair in order.
+    torch.testing.assert_close(pooled["pooled"].reshape(3, 6), energy)
+    with pytest.raises(ValueError, match="T >= 2"):
+        model(torch.zeros(1, 3, 1, 8, 8))

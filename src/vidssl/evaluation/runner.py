@@ -44,7 +44,8 @@ class BackboneSource:
     A checkpoint is read once and loaded strictly: with no ``model`` the network is rebuilt
     from the file (vidssl ``model_spec``, or inferred from the tensor shapes); with a backbone
     name it is built by name and the file mapped onto it by ``load_pretrained``. Without a
-    checkpoint the named backbone is randomly initialized from each seed ("scratch"). ViTs
+    checkpoint the named backbone is randomly initialized from each seed ("scratch"), unless it
+    has no parameters (``motion_energy``): then its features are shared by all seeds. ViTs
     are rebuilt for each recipe's clip geometry (their position table is fixed sin-cos).
     An ``nn.Module`` passed as ``model`` is evaluated as it is (after loading ``checkpoint``).
     """
@@ -76,7 +77,8 @@ class BackboneSource:
                              "(--model NAME, random init)")
         self.spec["kwargs"] = {k: v for k, v in self.spec["kwargs"].items() if k != "num_classes"}
         self.load_report = str(report) if report is not None else ""
-        self.state = backbone.state_dict() if self.checkpoint else None
+        learnable = any(True for _ in backbone.parameters())
+        self.state = backbone.state_dict() if self.checkpoint or not learnable else None
 
     @property
     def model_name(self) -> str:
@@ -89,6 +91,12 @@ class BackboneSource:
             stat = os.stat(self.checkpoint)
             ident["checkpoint"] = [os.path.abspath(self.checkpoint), stat.st_size, stat.st_mtime_ns]
         return ident
+
+    def default_name(self) -> str:
+        """Report row name: from the checkpoint, ``scratch`` for a random init, else the model."""
+        if self.checkpoint or self.state is None:
+            return method_name(self.checkpoint)
+        return self.model_name
 
     def feature_key(self, seed: int) -> int | None:
         """Frozen features depend on the seed only for randomly initialized backbones."""
@@ -275,7 +283,7 @@ def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, f
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     suite = suite if isinstance(suite, Suite) else load_suite(suite, overrides)
     source = BackboneSource(checkpoint, format, model, model_kwargs)
-    name = name or method_name(source.checkpoint)
+    name = name or source.default_name()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _write_suite(suite, out / "suite.yaml")

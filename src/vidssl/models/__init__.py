@@ -1,4 +1,5 @@
-"""Backbones (R(2+1)D-18 family, video ViT), heads and checkpoint interop.
+"""Backbones (R(2+1)D-18 family, video ViT, a hand-crafted motion-energy reference), heads and
+checkpoint interop.
 
 ``build_backbone(name, **kwargs)`` builds any of ``BACKBONES``; every backbone has
 ``num_features`` and ``forward_features(x) -> {"pooled": [B,D], "tokens": ...}``.
@@ -7,6 +8,7 @@ Checkpoints: ``vidssl.models.checkpoints.load_pretrained``.
 from vidssl.models.build import (
                                  BACKBONES,
                                  build_backbone,
+                                 motion_energy,
                                  r2plus1d_18,
                                  r2plus1d_18_tclr,
                                  r3d_18,
@@ -36,6 +38,7 @@ __all__ = [
                                  "VideoResNet",
                                  "VisionTransformer",
                                  "build_backbone",
+                                 "motion_energy",
                                  "r2plus1d_18",
                                  "r2plus1d_18_tclr",
                                  "r3d_18",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from vidssl.models import resnet3d, vit
+from vidssl.models import handcrafted, resnet3d, vit
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {}
 
@@ -45,6 +45,7 @@ vit_tiny = register_backbone(vit.vit_tiny)
 vit_small = register_backbone(vit.vit_small)
 vit_base = register_backbone(vit.vit_base)
 vit_large = register_backbone(vit.vit_large)
+motion_energy = register_backbone(handcrafted.motion_energy)
 
 
 def build_backbone(name: str, **kwargs) -> nn.Module:
