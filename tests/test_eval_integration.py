@@ -23,15 +23,15 @@ def _write_video(path, colour, seed, frames=8, size=32, step=None):
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
         if step is None:
-            x0, step, span = int(rng.integers(0, size - 8)), 2, size - 8
+            x0 = int(rng.integers(0, size - 8))
+            xs = [(x0 + 2 * t) % (size - 8) for t in range(frames)]
         else:  # no wrap: start where the whole path stays inside the frame
             travel = abs(step) * (frames - 1)
             x0 = int(rng.integers(0, size - 8 - travel + 1)) + (travel if step < 0 else 0)
-            span = size
-        for t in range(frames):
+            xs = [x0 + step * t for t in range(frames)]
+        for x in xs:
             image = np.empty((size, size, 3), np.uint8)
             image[:] = colour
-            x = (x0 + step * t) % span
             image[10:18, x:x + 8] = 128
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
