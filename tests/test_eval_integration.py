@@ -71,6 +71,7 @@ def test_suite_on_a_real_layout_with_the_real_adapter_and_backbone(tmp_path):
     block = run_suite(path, model="r2plus1d_18", model_kwargs={"width": 0.25},
                       data_root=tmp_path / "data", out=tmp_path / "run", progress=False)
     experiments = block["experiments"]
+    assert block["name"] == "scratch" and block["initialization"] == "random init"
     assert all(e["status"] == "done" for e in experiments.values()), experiments
     assert experiments["linear"]["metrics"]["top1"]["mean"] >= 80.0
     assert experiments["knn"]["metrics"]["top1"]["mean"] >= 80.0
@@ -109,7 +110,9 @@ def test_motion_energy_reference_separates_directions_that_share_every_colour(tm
     path.write_text(yaml.safe_dump(suite))
     block = run_suite(path, model="motion_energy", data_root=tmp_path / "data",
                       out=tmp_path / "run", seeds=2, progress=False)
-    assert block["name"] == "motion_energy"
+    assert block["name"] == "motion_energy" and block["initialization"] == "no parameters"
+    assert "| motion_energy | motion_energy | none (no parameters) | 0, 1 |" in (
+        tmp_path / "run" / "report.md").read_text()
     assert block["experiments"]["direction"]["metrics"]["top1"]["mean"] >= 80.0  # chance: 50
     assert BackboneSource(None, model="motion_energy").feature_key(1) is None
     assert BackboneSource(None, model="r2plus1d_18", model_kwargs={"width": 0.25}).feature_key(1) == 1

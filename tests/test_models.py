@@ -231,7 +231,7 @@ def test_motion_energy_measures_where_and_how_much_the_frame_changes():
     model = motion_energy(grid=2, bins=3)
     assert model.num_features == 3 * (2 * 2 + 2) and not list(model.parameters())
     still = torch.rand(1, 3, 1, 8, 8).expand(2, 3, 5, 8, 8)
-    assert torch.equal(model(still)[:, :4 * 3].abs().sum(1), torch.zeros(2))  # no motion, no energy
+    assert torch.equal(model(still), torch.zeros(2, 18))  # no motion: no energy, centroid (0, 0)
     # A bright 2x2 square moves right by 2 px per frame along the top rows.
     video = torch.zeros(1, 3, 4, 8, 8)
     for t in range(4):
@@ -247,7 +247,10 @@ def test_motion_energy_measures_where_and_how_much_the_frame_changes():
     torch.testing.assert_close(energy[:, 5], torch.full((3,), -1.0 + 2.0 / 7 * 0.5))  # rows 0-1
     pooled = model.forward_features(video)
     assert pooled["pooled"].shape == (1, 18) and pooled["tokens"].shape == (1, 18, 1, 1, 1)
-    # bins = T-1: the resampling keeps every frame pair in order.
+    # bins = T-1: every frame pair in order; fewer bins average equal spans of pairs.
     torch.testing.assert_close(pooled["pooled"].reshape(3, 6), energy)
+    video = torch.cat([video, video.flip(2)[:, :, 1:]], dim=2)  # 7 frames: there and back
+    energy = model.frame_energy(video)[0]  # 6 pairs
+    torch.testing.assert_close(model(video).reshape(3, 6), energy.reshape(3, 2, 6).mean(1))
     with pytest.raises(ValueError, match="T >= 2"):
         model(torch.zeros(1, 3, 1, 8, 8))

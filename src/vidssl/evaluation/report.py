@@ -212,8 +212,8 @@ def render_markdown(blocks: list[dict], plots: dict[str, str], title: str) -> st
     lines += _protocol_notes(blocks) + [""]
     lines += ["| Method | Backbone | Checkpoint | Seeds |", "|---|---|---|---|"]
     for block in blocks:
-        lines.append(f"| {block['name']} | {block.get('model') or '–'} | "
-                     f"{block.get('checkpoint') or 'none (random init)'} | "
+        weights = block.get("checkpoint") or f"none ({block.get('initialization', 'random init')})"
+        lines.append(f"| {block['name']} | {block.get('model') or '–'} | {weights} | "
                      f"{', '.join(map(str, block.get('seeds', [])))} |")
     lines.append("")
 

@@ -92,9 +92,20 @@ class BackboneSource:
             ident["checkpoint"] = [os.path.abspath(self.checkpoint), stat.st_size, stat.st_mtime_ns]
         return ident
 
+    @property
+    def initialization(self) -> str:
+        """Where the weights come from: a checkpoint, a random init, the module as given, or
+        nowhere (a parameter-free backbone such as ``motion_energy``)."""
+        if self.checkpoint:
+            return "checkpoint"
+        if self.state is None:
+            return "random init"
+        return "as given" if self.module is not None else "no parameters"
+
     def default_name(self) -> str:
-        """Report row name: from the checkpoint, ``scratch`` for a random init, else the model."""
-        if self.checkpoint or self.state is None:
+        """Report row name: from the checkpoint, ``scratch`` for a random init, else the
+        backbone's name."""
+        if self.initialization in ("checkpoint", "random init"):
             return method_name(self.checkpoint)
         return self.model_name
 
@@ -340,6 +351,7 @@ def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, f
     block = {"name": name, "suite": {"name": suite.name, "description": suite.description,
                                      "source": suite.source},
              "benchmark": suite.benchmark, "checkpoint": source.checkpoint,
+             "initialization": source.initialization,
              "model": source.model_name, "model_kwargs": source.spec["kwargs"],
              "load_report": source.load_report, "seeds": seed_list, "device": device,
              "max_steps": max_steps, "experiments": experiments}

@@ -7,8 +7,9 @@ features carry the motion? For every pair of consecutive frames ``t, t+1`` of th
     d_t = |g_{t+1} - g_t|                         (frame-difference energy, [H, W])
     e_t = [ gridmean_{G x G}(d_t),  centroid(d_t) ]   (G*G cell means, energy-weighted (x, y) in [-1, 1])
 
-and the clip descriptor is the sequence ``e_1 .. e_{T-1}`` linearly resampled to ``bins``
-time steps and flattened: ``bins * (G*G + 2)`` numbers, in the order the motion happens.
+and the clip descriptor is the sequence ``e_1 .. e_{T-1}`` averaged over ``bins`` equal time
+spans (adaptive average pooling: every frame pair counts) and flattened: ``bins * (G*G + 2)``
+numbers, in the order the motion happens.
 Nothing is learned, so it is the same for every seed and needs no checkpoint.
 """
 from __future__ import annotations
@@ -50,8 +51,7 @@ class MotionEnergy(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         energy = self.frame_energy(x).transpose(1, 2)  # [B, G*G+2, T-1]
-        resampled = F.interpolate(energy, size=self.bins, mode="linear", align_corners=True)
-        pooled = resampled.transpose(1, 2).flatten(1)
+        pooled = F.adaptive_avg_pool1d(energy, self.bins).transpose(1, 2).flatten(1)
         return {"pooled": pooled, "tokens": pooled[:, :, None, None, None]}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
