@@ -129,7 +129,7 @@ def render_comparisons(blocks: list[dict], comparisons: list[Comparison]) -> str
             if m is None:
                 continue
             meta = _experiment_meta(blocks, name)
-            digits = 3 if meta["metric"] == "mae" else 1
+            digits = _digits(meta["metric"])
             rows.append([c.question, f"{c.method} vs {c.baseline}",
                          meta["label"], f"{m['delta']:+.{digits}f}",
                          f"{m['spread']:.{digits}f}", m["verdict"]])
@@ -159,10 +159,15 @@ def experiment_order(blocks: list[dict]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- formatting
+def _digits(metric: str) -> int:
+    """Decimals shown: counting errors are fractions, every other metric a percentage."""
+    return 3 if metric == "mae" else 1
+
+
 def _fmt(metric: str, summary: dict | None, seeds_shown: bool = True) -> str:
     if summary is None:
         return "–"
-    digits = 3 if metric == "mae" else 1
+    digits = _digits(metric)
     text = f"{summary['mean']:.{digits}f}"
     if seeds_shown and len(summary.get("values", [])) > 1:
         text += f" ± {summary['std']:.{digits}f}"
