@@ -64,6 +64,7 @@ class TestConfig:
 from dataclasses import dataclass, field
 
 from vidssl.config import ModelConfig, ScheduleConfig
+from vidssl.pretrain import load_pretrain_config
 
 
 @dataclass
@@ -79,7 +80,7 @@ class _NoMethod:
 
 def test_pretrain_config_rejects_unknown_method(tmp_path):
     with pytest.raises(ConfigError, match="method.name 'nope'"):
-        load_config(write(tmp_path, "method: {name: nope}\n"))
+        load_pretrain_config(write(tmp_path, "method: {name: nope}\n"))
 
 
 def test_yaml_exponent_without_dot_is_a_float(tmp_path):

@@ -1,21 +1,17 @@
-"""MoCo / SimCLR machinery, the tubelet_contrast and video_moco methods, the kNN monitor."""
+"""MoCo / SimCLR machinery, the tubelet_contrast and video_moco methods."""
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from vidssl.config import ConfigError, load_config
+from vidssl.bundled import bundled_dir
+from vidssl.config import ConfigError
 from vidssl.methods import METHODS
 from vidssl.methods.contrastive import (
     ContrastiveParams,
     NegativeQueue,
     info_nce,
-    knn_monitor,
-    knn_predict,
-    knn_probe,
     momentum_at,
     momentum_update,
     nt_xent,
@@ -23,9 +19,10 @@ from vidssl.methods.contrastive import (
 from vidssl.methods.tubelet_contrast import TubeletContrastParams
 from vidssl.methods.tubelets import TubeletConfig
 from vidssl.models import build_backbone
+from vidssl.pretrain import load_pretrain_config
 
 torch.set_num_threads(1)
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+CONFIGS = bundled_dir("pretrain")
 
 
 def structured_clips(count: int, frames: int = 8, size: int = 24, seed: int = 0) -> torch.Tensor:
@@ -165,7 +162,7 @@ def test_batch_variant_has_no_momentum_encoder():
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*contrast*.yaml")) +
                          sorted(CONFIGS.glob("video_moco*.yaml")), ids=lambda p: p.name)
 def test_configs_load(path):
-    config = load_config(path)
+    config = load_pretrain_config(path)
     assert config.method.name in ("tubelet_contrast", "video_moco")
     if config.method.name == "tubelet_contrast":
         assert isinstance(config.method.params, TubeletContrastParams)
@@ -178,50 +175,10 @@ def test_config_errors_name_the_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("method:\n  name: tubelet_contrast\n  tubelets:\n    motion: zigzag\n")
     with pytest.raises(ConfigError, match="bad.yaml.*motion"):
-        load_config(path)
+        load_pretrain_config(path)
     path.write_text("method:\n  name: tubelet_contrast\n  tubelets:\n    rotations: true\n")
     with pytest.raises(ConfigError, match="bad.yaml.*rotations"):
-        load_config(path)
-
-
-class MeanColour(nn.Module):
-    """Stand-in backbone: pooled feature = mean colour (plus a constant), so kNN is exact."""
-
-    num_features = 4
-
-    def __init__(self):
-        super().__init__()
-        self.scale = nn.Parameter(torch.ones(()))
-
-    def forward_features(self, x):
-        pooled = x.mean(dim=(2, 3, 4)) * self.scale
-        return {"pooled": torch.cat([pooled, torch.ones(len(x), 1)], dim=1)}
-
-
-class ColourDataset(torch.utils.data.Dataset):
-    def __init__(self, count: int, seed: int):
-        g = torch.Generator().manual_seed(seed)
-        self.labels = torch.randint(3, (count,), generator=g)
-        colours = torch.eye(3) * 2 - 0.5
-        self.videos = colours[self.labels].view(count, 3, 1, 1, 1) + 0.2 * torch.randn(
-            count, 3, 2, 4, 4, generator=g)
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, index):
-        return {"video": self.videos[index], "label": int(self.labels[index]), "index": index}
-
-
-def test_knn_probe_and_monitor():
-    train, test = ColourDataset(30, 0), ColourDataset(12, 1)
-    assert knn_probe(MeanColour(), train, test, k=5) == 1.0
-    module = nn.Module()
-    module.backbone = MeanColour()
-    assert knn_monitor(train, test, k=5)(module, 0) == {"knn_acc": 1.0}
-    features = torch.eye(3)
-    predictions = knn_predict(features, torch.tensor([0, 1, 2]), torch.eye(3)[[2, 0]], k=1)
-    assert predictions.tolist() == [2, 0]
+        load_pretrain_config(path)
 
 
 class ClipDataset(torch.utils.data.Dataset):

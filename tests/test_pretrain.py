@@ -19,7 +19,7 @@ def tiny_world(tmp_path_factory):
 def test_pretrain_cli_trains_monitors_and_writes_a_self_describing_checkpoint(tiny_world, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "vidssl", "pretrain",
-           "--config", "configs/pretrain/tubelet_contrast_world.yaml", "--out", str(out),
+           "--config", "tubelet_contrast_world", "--out", str(out),
            "--seed", "1", "--checkpoint-every", "4",
            f"data.root={tiny_world / 'pretrain'}", "data.batch_size=8", "train.epochs=1",
            "monitor.dataset=ucf101", f"monitor.root={tiny_world / 'ucf_like'}"]
@@ -40,7 +40,7 @@ def test_pretrain_cli_trains_monitors_and_writes_a_self_describing_checkpoint(ti
 
 def test_pretrain_cli_reports_config_errors_with_the_file(tmp_path):
     cmd = [sys.executable, "-m", "vidssl", "pretrain", "--config",
-           "configs/pretrain/video_moco_world.yaml", "--out", str(tmp_path), "optim.lrr=1"]
+           "video_moco_world", "--out", str(tmp_path), "optim.lrr=1"]
     result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "video_moco_world.yaml" in result.stderr and "optim.lrr" in result.stderr

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from vidssl.config import ConfigError, load_config
+from vidssl.bundled import bundled_dir
+from vidssl.config import ConfigError
 from vidssl.methods import METHODS
 from vidssl.methods.sigma import (
     SIGMA,
@@ -21,9 +22,10 @@ from vidssl.methods.sigma import (
 )
 from vidssl.methods.teachers import DinoViT, ImageTeacher, build_teacher
 from vidssl.models import build_backbone
+from vidssl.pretrain import load_pretrain_config
 
 torch.set_num_threads(1)
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+CONFIGS = bundled_dir("pretrain")
 
 
 def tiny_vit(**kwargs):
@@ -212,12 +214,12 @@ def test_bad_params_name_the_config_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("method:\n  name: sigma\n  target: pixels\n")
     with pytest.raises(ConfigError, match="bad.yaml.*target"):
-        load_config(path)
+        load_pretrain_config(path)
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("sigma_*.yaml")), ids=lambda p: p.stem)
 def test_shipped_configs_load(path):
-    config = load_config(path)
+    config = load_pretrain_config(path)
     assert config.method.name == "sigma"
     assert config.method.params.num_prototypes >= 2
 

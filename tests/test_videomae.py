@@ -1,10 +1,10 @@
 """Tube masking, VideoMAE pixel targets, and the VideoMAE method end to end on a tiny ViT."""
-from pathlib import Path
 
 import pytest
 import torch
 
-from vidssl.config import ConfigError, load_config
+from vidssl.bundled import bundled_dir
+from vidssl.config import ConfigError
 from vidssl.methods import METHODS
 from vidssl.methods.masking import num_masked_per_slot, tube_mask
 from vidssl.methods.videomae import (
@@ -16,9 +16,10 @@ from vidssl.methods.videomae import (
     video_to_tubes,
 )
 from vidssl.models import build_backbone
+from vidssl.pretrain import load_pretrain_config
 
 torch.set_num_threads(1)
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+CONFIGS = bundled_dir("pretrain")
 
 
 def ramp_videos(batch: int, seed: int = 0) -> torch.Tensor:
@@ -161,12 +162,12 @@ def test_bad_params_name_the_config_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("method:\n  name: videomae\n  mask_ratio: 1.0\n")
     with pytest.raises(ConfigError, match="bad.yaml.*mask_ratio"):
-        load_config(path)
+        load_pretrain_config(path)
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("videomae_*.yaml")), ids=lambda p: p.stem)
 def test_shipped_configs_load(path):
-    config = load_config(path)
+    config = load_pretrain_config(path)
     assert config.method.name == "videomae"
     assert config.model.name.startswith("vit_")
 
@@ -189,7 +190,7 @@ def test_show_masking_rebuilds_the_method_from_a_pretraining_checkpoint(tmp_path
     from vidssl.config import to_dict
     from vidssl.viz.masking import load_masked_model
 
-    config = load_config(CONFIGS / "videomae_world.yaml")
+    config = load_pretrain_config(CONFIGS / "videomae_world.yaml")
     config.model.kwargs.update(img_size=32, patch_size=8, num_frames=4, depth=1)
     torch.manual_seed(0)
     model = METHODS["videomae"](build_backbone(config.model.name, **config.model.kwargs),

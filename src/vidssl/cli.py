@@ -29,12 +29,28 @@ def _training_overrides(args: argparse.Namespace) -> list[str]:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from vidssl.config import load_config
-    from vidssl.pretrain import run_pretrain
+    from vidssl.pretrain import load_pretrain_config, run_pretrain
 
-    cfg = load_config(args.config, [*args.overrides, *_training_overrides(args)])
+    cfg = load_pretrain_config(args.config, [*args.overrides, *_training_overrides(args)])
     result = run_pretrain(cfg, args.out, resume=args.resume)
     print(f"pretraining finished: {result.step} steps, last checkpoint {result.last_checkpoint}")
+    return 0
+
+
+def cmd_configs_list(args: argparse.Namespace) -> int:
+    from vidssl.bundled import KINDS, bundled_dir, bundled_names
+
+    for kind in KINDS:
+        print(f"{kind} ({bundled_dir(kind)}):")
+        for name in bundled_names(kind):
+            print(f"  {name}")
+    return 0
+
+
+def cmd_configs_show(args: argparse.Namespace) -> int:
+    from vidssl.bundled import resolve_config
+
+    print(resolve_config(args.name, args.kind).read_text(), end="")
     return 0
 
 
@@ -168,11 +184,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--split", action="append", help="split to check (repeatable; default: all)")
     q.set_defaults(func=cmd_data_check)
 
+    p = sub.add_parser("configs", help="the configs bundled with vidssl (pretraining, suites)")
+    c_sub = p.add_subparsers(dest="configs_command", metavar="ACTION", required=True)
+    q = c_sub.add_parser("list", help="names of the bundled pretraining configs and suites")
+    q.set_defaults(func=cmd_configs_list)
+    q = c_sub.add_parser("show", help="print a bundled config (copy it to edit your own)")
+    q.add_argument("name", help="e.g. tubelet_contrast_world, or severe with --kind evaluate")
+    q.add_argument("--kind", default="pretrain", choices=["pretrain", "evaluate"])
+    q.set_defaults(func=cmd_configs_show)
+
     p = sub.add_parser("pretrain", help="self-supervised pretraining from a YAML config",
                        description="Pretrain a backbone. Example: vidssl pretrain --config "
-                                   "configs/pretrain/tubelet_contrast_world.yaml --out runs/tc "
+                                   "tubelet_contrast_world --out runs/tc "
                                    "data.root=runs/world/pretrain optim.lr=0.05")
-    p.add_argument("--config", required=True, help="YAML file under configs/pretrain/")
+    p.add_argument("--config", required=True,
+                   help="a bundled config name (`vidssl configs list`) or a YAML path")
     _add_training_flags(p)
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=0.01 data.batch_size=8")
     p.set_defaults(func=cmd_pretrain)
@@ -182,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "vidssl evaluate --suite mini --checkpoint FILE --data-root DIR "
                                    "--out DIR [recipe.epochs=2 ...]. Segmentation: vidssl evaluate "
                                    "segmentation --checkpoint FILE --data DIR")
-    p.add_argument("--suite", help="suite name (configs/evaluate/NAME.yaml) or a YAML path")
+    p.add_argument("--suite", help="a bundled suite (severe, full, mini) or a YAML path")
     p.add_argument("--checkpoint", help="vidssl or published checkpoint; omit for a scratch backbone")
     p.add_argument("--format", default="auto", help="checkpoint format (default: detect)")
     p.add_argument("--model", help="backbone name for published checkpoints or scratch, e.g. r2plus1d_18")
@@ -255,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vidssl.config import ConfigError
+    from vidssl.errors import ConfigError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["evaluate", "segmentation"]:

@@ -17,9 +17,7 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config key is unknown, missing or has a value of the wrong type."""
+from vidssl.errors import ConfigError
 
 
 # ----------------------------------------------------------------------------- sections
@@ -144,24 +142,6 @@ class MonitorConfig:
     options: dict = field(default_factory=dict)
 
 
-@dataclass
-class PretrainConfig:
-    method: MethodConfig = field(default_factory=MethodConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    monitor: MonitorConfig = field(default_factory=MonitorConfig)
-
-    def settings(self, resume: str | None = None, progress: bool = True) -> TrainSettings:
-        return TrainSettings(
-            optim=self.optim, schedule=self.schedule, train=self.train,
-            batch_size=self.data.batch_size, num_workers=self.data.num_workers,
-            resume=resume, progress=progress,
-        )
-
-
 # ----------------------------------------------------------------------------- conversion
 def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
@@ -233,10 +213,11 @@ def _convert(value: Any, annotation: Any, key: str, where: str) -> Any:
 
 def from_dict(cls: type, data: dict, where: str = "<dict>", prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a mapping; unknown keys and wrong types raise
-    ``ConfigError`` naming ``prefix + key`` and ``where``."""
-    if cls is PretrainConfig and isinstance(data.get("method"), dict):
-        data = {**data, "method": _method_config(data["method"], where)}
+    ``ConfigError`` naming ``prefix + key`` and ``where``. A field whose metadata has
+    ``"parse"`` is validated by that function, ``parse(section, where)``: this is how a section
+    owned by another room (a method's parameters) is checked without config importing it."""
     hints = typing.get_type_hints(cls)
+    parsers = {f.name: f.metadata["parse"] for f in dataclasses.fields(cls) if "parse" in f.metadata}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -245,25 +226,16 @@ def from_dict(cls: type, data: dict, where: str = "<dict>", prefix: str = "") ->
             f"{', '.join(sorted(names))})")
     kwargs = {}
     for name, value in data.items():
-        if isinstance(value, MethodConfig):
+        if name in parsers and isinstance(value, dict):
+            kwargs[name] = parsers[name](value, where)  # a section validated by its owner
+        elif name in parsers or isinstance(value, MethodConfig):
             kwargs[name] = value
-            continue
-        kwargs[name] = _convert(value, hints[name], prefix + name, where)
+        else:
+            kwargs[name] = _convert(value, hints[name], prefix + name, where)
     try:
         return cls(**kwargs)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-
-
-def _method_config(section: dict, where: str) -> MethodConfig:
-    from vidssl.methods import METHODS  # the registry owns each method's Params
-
-    section = dict(section)
-    name = section.pop("name", MethodConfig.name)
-    if name not in METHODS:
-        raise ConfigError(f"{where}: method.name {name!r} is not one of {', '.join(sorted(METHODS))}")
-    params = from_dict(METHODS[name].Params, section, where, prefix="method.")
-    return MethodConfig(name=name, params=params)
 
 
 def to_dict(config: Any) -> Any:
@@ -312,7 +284,7 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
-def load_config(path: str | Path | None, overrides: list[str] = (), cls: type = PretrainConfig) -> Any:
+def load_config(path: str | Path | None, overrides: list[str] = (), *, cls: type) -> Any:
     """YAML file + dotted overrides -> validated dataclass ``cls``.
 
     Errors name the file for keys that come from it and "command line" for overrides."""

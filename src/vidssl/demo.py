@@ -17,10 +17,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from vidssl.config import load_config, to_dict
+from vidssl.config import to_dict
 from vidssl.engine.logging import console
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+from vidssl.pretrain import load_pretrain_config, run_pretrain
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class PretrainRow:
     """A report row that comes from self-supervised pretraining with a world config."""
 
     label: str
-    config: str  # file under configs/pretrain/
+    config: str  # a bundled pretraining config (vidssl/configs/pretrain/)
 
 
 METHOD_ROWS = (
@@ -52,26 +51,14 @@ QUICK_PRESET = "tiny"
 QUICK_SUITE_OVERRIDES = ("recipes.linear.linear_epochs=5", "recipes.finetune.epochs=1")
 
 
-def config_path(name: str) -> Path:
-    """A file of the repository's ``configs/`` folder (or a path as given)."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    candidate = CONFIG_DIR / name
-    if not candidate.is_file():
-        raise FileNotFoundError(f"config {name} not found (looked in {CONFIG_DIR})")
-    return candidate
-
-
 def _pretrain(row: PretrainRow, world: Path, out: Path, *, quick: bool, device: str,
               seed: int, preset: str, epochs: int | None) -> Path:
-    from vidssl.pretrain import run_pretrain
 
     run_dir = out / "pretrain" / row.config.removesuffix("_world.yaml")
     overrides = [f"data.root={world / 'pretrain'}", f"train.device={device}", f"train.seed={seed}"]
     if quick:
         overrides.append(f"train.max_steps={QUICK_PRETRAIN_STEPS}")
-    cfg = load_config(config_path(f"pretrain/{row.config}"), overrides)
+    cfg = load_pretrain_config(row.config, overrides)
     if epochs is None:
         epochs = PRETRAIN_EPOCHS.get(preset, {}).get(cfg.method.name)
     if epochs is not None:
@@ -92,7 +79,7 @@ def _scratch_backbones() -> tuple[list[tuple[str, str, dict]], dict[str, str]]:
     for each method row the label of its backbone's scratch row."""
     rows, scratch_of = {}, {}
     for row in METHOD_ROWS:
-        cfg = load_config(config_path(f"pretrain/{row.config}"))
+        cfg = load_pretrain_config(row.config)
         key = (cfg.model.name, json.dumps(cfg.model.kwargs, sort_keys=True))
         if key not in rows:
             family = "R(2+1)D" if cfg.model.name.startswith("r") else "ViT"

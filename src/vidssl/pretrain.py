@@ -1,15 +1,56 @@
 """Self-supervised pretraining: config -> backbone + method + dataset -> ``engine.fit``."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidssl.config import PretrainConfig, save_config, to_dict
+from vidssl.bundled import resolve_config
+from vidssl.config import (
+    DataConfig,
+    MethodConfig,
+    ModelConfig,
+    MonitorConfig,
+    OptimConfig,
+    ScheduleConfig,
+    TrainConfig,
+    TrainSettings,
+    load_config,
+    save_config,
+    to_dict,
+)
 from vidssl.engine import FitResult, fit, seed_everything
+from vidssl.methods import METHODS, parse_method_section
+
+
+@dataclass
+class PretrainConfig:
+    """A pretraining run: ``vidssl pretrain --config FILE`` (sections mirror the YAML)."""
+
+    method: MethodConfig = field(default_factory=MethodConfig,
+                                 metadata={"parse": parse_method_section})
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+
+    def settings(self, resume: str | None = None, progress: bool = True) -> TrainSettings:
+        return TrainSettings(
+            optim=self.optim, schedule=self.schedule, train=self.train,
+            batch_size=self.data.batch_size, num_workers=self.data.num_workers,
+            resume=resume, progress=progress,
+        )
+
+
+def load_pretrain_config(name_or_path: str | Path, overrides: list[str] = ()) -> PretrainConfig:
+    """A bundled pretraining config (``vidssl configs list``) or a YAML path, plus dotted
+    overrides, validated (errors name the file, or "command line")."""
+    return load_config(resolve_config(name_or_path, "pretrain"), overrides, cls=PretrainConfig)
 
 
 def build_method(cfg: PretrainConfig):
     """The configured method wrapped around a freshly built backbone."""
-    from vidssl.methods import METHODS
     from vidssl.models import build_backbone
 
     backbone = build_backbone(cfg.model.name, **cfg.model.kwargs)
@@ -18,7 +59,6 @@ def build_method(cfg: PretrainConfig):
 
 def build_pretrain_dataset(cfg: PretrainConfig):
     from vidssl.data import build_dataset
-    from vidssl.methods import METHODS
 
     data = cfg.data
     if not data.root:
@@ -35,7 +75,7 @@ def build_pretrain_dataset(cfg: PretrainConfig):
 def build_monitor(cfg: PretrainConfig):
     """``eval_fn`` for the engine: kNN accuracy on ``cfg.monitor``'s dataset, or ``None``."""
     from vidssl.data import build_dataset
-    from vidssl.methods.contrastive import knn_monitor
+    from vidssl.evaluation.monitor import knn_monitor
 
     monitor, data = cfg.monitor, cfg.data
     if not monitor.dataset:

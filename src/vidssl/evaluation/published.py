@@ -4,7 +4,7 @@ Source: the SEVERE++ paper tables (Thoker et al., IJCV 2026, Tables 3-10) as tra
 ``bpiyush/SEVERE-plus-plus-website/data.js``; the CNN rows are believed identical to the
 ECCV 2022 paper (unconfirmed, see docs/references). Full fine-tuning, test-split model
 selection (the original protocol). Accuracy / mAP in percent; ``ucf_rc`` is the normalized
-counting error (lower is better). Keys are the experiment names of ``configs/evaluate/full.yaml``.
+counting error (lower is better). Keys are the experiment names of the bundled ``full`` suite.
 """
 from __future__ import annotations
 

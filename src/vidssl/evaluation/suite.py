@@ -1,6 +1,6 @@
 """Suites: sensitivity factor -> experiments, each with a recipe (protocol + hyperparameters).
 
-A suite YAML (``configs/evaluate/{severe,full,mini}.yaml``)::
+A suite YAML (bundled: ``vidssl/configs/evaluate/{severe,full,mini}.yaml``)::
 
     name: severe
     description: ...
@@ -27,6 +27,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidssl.bundled import resolve_config
 from vidssl.config import ConfigError, apply_overrides, from_dict, read_yaml
 
 FACTORS = ("domain", "samples", "actions", "tasks")
@@ -176,20 +177,8 @@ def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def suite_path(name_or_path: str | Path) -> Path:
-    """A YAML path as given, or ``configs/evaluate/NAME.yaml`` (from the working directory,
-    then from the source checkout vidssl is installed from)."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise ConfigError(f"suite file not found: {path}")
-        return path
-    candidates = [Path.cwd() / "configs" / "evaluate" / f"{path}.yaml",
-                  Path(__file__).resolve().parents[3] / "configs" / "evaluate" / f"{path}.yaml"]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"no suite named {str(name_or_path)!r}: looked for "
-                      f"{' and '.join(str(c) for c in candidates)}")
+    """A suite YAML path as given, or a suite bundled with vidssl (``vidssl configs list``)."""
+    return resolve_config(name_or_path, "evaluate")
 
 
 SUITE_KEYS = ("name", "description", "extends", "only", "benchmark", "recipes", "factors")

@@ -1,5 +1,5 @@
 """Self-supervised objectives, one file per method, registered by name in ``METHODS``."""
 from vidssl.methods import sigma, tubelet_contrast, video_moco, videomae  # noqa: F401  (registers them)
-from vidssl.methods.base import METHODS, SSLMethod, register_method
+from vidssl.methods.base import METHODS, SSLMethod, parse_method_section, register_method
 
-__all__ = ["METHODS", "SSLMethod", "register_method"]
+__all__ = ["METHODS", "SSLMethod", "parse_method_section", "register_method"]

@@ -7,6 +7,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from vidssl.config import MethodConfig, from_dict
+from vidssl.errors import ConfigError
+
 METHODS: dict[str, type[SSLMethod]] = {}
 
 
@@ -16,6 +19,17 @@ def register_method(cls: type[SSLMethod]) -> type[SSLMethod]:
         raise ValueError(f"method name {cls.name!r} registered twice")
     METHODS[cls.name] = cls
     return cls
+
+
+def parse_method_section(section: dict, where: str) -> MethodConfig:
+    """The YAML ``method:`` section -> ``MethodConfig``: ``name`` picks the method, every other
+    key is checked against that method's ``Params`` (errors name the key and ``where``)."""
+    section = dict(section)
+    name = section.pop("name", MethodConfig.name)
+    if name not in METHODS:
+        raise ConfigError(f"{where}: method.name {name!r} is not one of {', '.join(sorted(METHODS))}")
+    return MethodConfig(name=name, params=from_dict(METHODS[name].Params, section, where,
+                                                    prefix="method."))
 
 
 @dataclass

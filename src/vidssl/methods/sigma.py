@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidssl.config import ConfigError
+from vidssl.errors import ConfigError
 from vidssl.methods.base import register_method
 from vidssl.methods.sinkhorn import sinkhorn
 from vidssl.methods.teachers import TEACHERS, ImageTeacher, build_teacher

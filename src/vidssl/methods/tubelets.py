@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from vidssl.config import ConfigError
+from vidssl.errors import ConfigError
 
 SHAPES = ("rectangle", "ellipse", "rhombus")
 MOTIONS = ("nonlinear", "linear", "none")

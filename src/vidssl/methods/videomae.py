@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidssl.config import ConfigError
 from vidssl.data.clip_ops import IMAGENET_MEAN, IMAGENET_STD
+from vidssl.errors import ConfigError
 from vidssl.methods.base import SSLMethod, register_method
 from vidssl.methods.masking import tube_mask
 from vidssl.models import VideoMAEDecoder

@@ -30,10 +30,11 @@ MASKED_SHADE = 0.12  # masked tubes are drawn dark (backgrounds are often mid-gr
 
 def load_masked_model(checkpoint: str | Path) -> MaskedVideoModel:
     """Rebuild the VideoMAE / SIGMA module of a vidssl pretraining checkpoint (config + weights)."""
-    from vidssl.config import PretrainConfig, from_dict
+    from vidssl.config import from_dict
     from vidssl.methods import METHODS
     from vidssl.models import build_backbone
     from vidssl.models.checkpoints import read_checkpoint
+    from vidssl.pretrain import PretrainConfig
 
     state = read_checkpoint(checkpoint)
     config = state.get("config") if isinstance(state, dict) else None
