@@ -33,6 +33,11 @@ def structured_clips(count: int, frames: int = 8, size: int = 24, seed: int = 0)
     return smooth + 0.1 * torch.randn(count, 3, frames, size, size, generator=g)
 
 
+def pairs_of(clips: torch.Tensor) -> torch.Tensor:
+    """``[B,2,C,T,H,W]``: each clip with the next one (two videos per sample)."""
+    return torch.stack([clips, clips.roll(-1, dims=0)], dim=1)
+
+
 def make(name: str, **params):
     method = METHODS[name]
     torch.manual_seed(0)
@@ -105,7 +110,7 @@ def test_momentum_schedules():
 
 def test_training_step_enqueues_the_keys():
     method = make("tubelet_contrast", queue_size=10)
-    out = method.training_step({"video": structured_clips(4)})
+    out = method.training_step({"video": pairs_of(structured_clips(4))})
     assert out["loss"].requires_grad and 0.0 <= out["acc"].item() <= 1.0
     assert int(method.queue.pointer) == 4
     with torch.no_grad():
@@ -128,6 +133,8 @@ def test_a_few_training_steps_lower_the_loss(name, negatives):
         clips = pool[step % 4]
         if name == "video_moco":
             clips = torch.stack([clips, clips + 0.3 * torch.randn_like(clips)], dim=1)
+        else:
+            clips = pairs_of(clips)
         loss = method.training_step({"video": clips})["loss"]
         optimizer.zero_grad()
         loss.backward()
@@ -140,12 +147,13 @@ def test_a_few_training_steps_lower_the_loss(name, negatives):
 
 def test_methods_check_their_batches():
     tubelet = make("tubelet_contrast", negatives="batch")
-    with pytest.raises(ValueError, match="at least 2 videos"):
-        tubelet.training_step({"video": structured_clips(1)})
-    with pytest.raises(ValueError, match=r"\[B,C,T,H,W\]"):
-        tubelet.training_step({"video": structured_clips(4)[:, None]})
+    with pytest.raises(ValueError, match=r"\[B,2,C,T,H,W\]"):
+        tubelet.training_step({"video": structured_clips(4)})
+    other = make("tubelet_contrast", negatives="batch", tubelets={"patch_source": "other"})
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        other.training_step({"video": pairs_of(structured_clips(1))})
     moco = make("video_moco", negatives="batch")
-    assert METHODS["video_moco"].dataset_options(moco.params) == {"num_views": 2}
+    assert moco.recipe.dataset_options(16)["num_views"] == 2
     with pytest.raises(ValueError, match="two clips"):
         moco.training_step({"video": structured_clips(4)})
     with pytest.raises(ValueError, match="negatives"):
@@ -181,17 +189,18 @@ def test_config_errors_name_the_file(tmp_path):
         load_pretrain_config(path)
 
 
-class ClipDataset(torch.utils.data.Dataset):
-    def __init__(self, clips: torch.Tensor, views: int = 1):
-        self.clips, self.views = clips, views
+class ClipPairs(torch.utils.data.Dataset):
+    """Sample ``i``: clip ``i`` and its mirror image, ``[2,C,T,H,W]``."""
+
+    def __init__(self, clips: torch.Tensor):
+        self.clips = clips
 
     def __len__(self):
         return len(self.clips)
 
     def __getitem__(self, index):
         clip = self.clips[index]
-        video = clip if self.views == 1 else torch.stack([clip, clip.flip(-1)])
-        return {"video": video, "label": 0, "index": index}
+        return {"video": torch.stack([clip, clip.flip(-1)]), "label": 0, "index": index}
 
 
 @pytest.mark.parametrize("name,negatives", [("tubelet_contrast", "queue"),
@@ -202,9 +211,7 @@ def test_engine_trains_and_resumes_exactly(tmp_path, name, negatives):
     from vidssl.config import OptimConfig, ScheduleConfig, TrainConfig, TrainSettings
     from vidssl.engine import fit
 
-    dataset = ClipDataset(structured_clips(16, frames=4, size=16),
-                          views=METHODS[name].dataset_options(ContrastiveParams()).get(
-                              "num_views", 1))
+    dataset = ClipPairs(structured_clips(16, frames=4, size=16))
 
     def run(out, max_steps, resume=None):
         settings = TrainSettings(

@@ -109,6 +109,8 @@ def test_resized_crop_matches_interpolate_of_the_crop():
         T.ColorJitter(0.4, 0.4, 0.4, 0.2, p=0.7),
         T.RandomGrayscale(0.5),
         T.CenterCrop(9),
+        T.GaussianBlur((0.1, 2.0), p=0.6),
+        T.WeakColorJitter(p=0.5),
     ],
 )
 def test_batched_equals_per_sample_for_the_same_params(transform):

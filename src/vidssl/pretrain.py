@@ -58,18 +58,23 @@ def build_method(cfg: PretrainConfig):
 
 
 def build_pretrain_dataset(cfg: PretrainConfig):
+    """The pretraining dataset as the method's recipe makes it (``SSLMethod.recipe``: clip
+    sampling, pairing, per-clip augmentation at ``data.size``); ``data.options`` come last."""
     from vidssl.data import build_dataset
 
-    data = cfg.data
+    data, method = cfg.data, METHODS[cfg.method.name]
     if not data.root:
         raise ValueError("data.root is not set: pass data.root=DIR (e.g. a world's pretrain/ folder)")
+    recipe = method.recipe.dataset_options(data.size) if method.recipe else {}
     options = {
         "num_frames": data.num_frames, "frame_stride": data.frame_stride,
         "target_fps": data.target_fps, "size": data.size, "backend": data.backend,
         "mode": "train", "seed": cfg.train.seed,
-        **METHODS[cfg.method.name].dataset_options(cfg.method.params), **data.options,
+        **recipe, **method.dataset_options(cfg.method.params), **data.options,
     }
-    return build_dataset(data.dataset, data.root, data.split, num_samples=data.num_samples, **options)
+    dataset = build_dataset(data.dataset, data.root, data.split, num_samples=data.num_samples,
+                            **options)
+    return method.recipe.pair(dataset, cfg.train.seed) if method.recipe else dataset
 
 
 def build_monitor(cfg: PretrainConfig):

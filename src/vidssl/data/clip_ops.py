@@ -165,6 +165,11 @@ def sample_resized_crop_boxes(
     return torch.stack([top, left, crop_h, crop_w], dim=1)
 
 
+# (top, left) in quarters of the free room: 4 corners, centre, 4 edge centres, 4 quarter points
+MULTISCALE_PLACES = ((0, 0), (0, 4), (4, 0), (4, 4), (2, 2), (2, 0), (2, 4), (4, 2), (0, 2),
+                     (1, 1), (1, 3), (3, 1), (3, 3))
+
+
 def sample_multiscale_crop_boxes(
     batch: int,
     height: int,
@@ -173,12 +178,15 @@ def sample_multiscale_crop_boxes(
     max_distort: int = 1,
     fix_crop: bool = True,
     generator: torch.Generator | None = None,
+    more_fix_crop: bool = False,
 ) -> torch.Tensor:
     """TSN multi-scale crop boxes ``[B,4]``.
 
     Height and width are drawn independently from ``scales * min(H, W)`` with index
     distance ``<= max_distort``; the crop sits at one of 5 fixed places (4 corners and
-    centre, ``fix_crop``) or at a uniformly random place.
+    centre, ``fix_crop``), one of 13 (``more_fix_crop``: also the 4 edge centres and the 4
+    quarter points, as VideoMAE's ``GroupMultiScaleCrop``), or at a uniformly random place.
+    Places are quarters of the free room, ``free * q // 4`` (TSN: ``q * (free // 4)``).
     """
     base = min(height, width)
     sides = [max(1, int(base * s)) for s in scales]
@@ -194,9 +202,9 @@ def sample_multiscale_crop_boxes(
     crop_h, crop_w = chosen[:, 0], chosen[:, 1]
     free_h, free_w = height - crop_h, width - crop_w
     if fix_crop:
-        places = torch.tensor([(0, 0), (0, 2), (2, 0), (2, 2), (1, 1)])  # halves of the free room
-        place = places[torch.randint(5, (batch,), generator=generator)]
-        top, left = free_h * place[:, 0] // 2, free_w * place[:, 1] // 2
+        places = torch.tensor(MULTISCALE_PLACES[: 13 if more_fix_crop else 5])
+        place = places[torch.randint(len(places), (batch,), generator=generator)]
+        top, left = free_h * place[:, 0] // 4, free_w * place[:, 1] // 4
     else:
         u = torch.rand(batch, 2, generator=generator)
         top, left = (u[:, 0] * (free_h + 1)).long(), (u[:, 1] * (free_w + 1)).long()
@@ -293,6 +301,46 @@ def color_jitter(videos: torch.Tensor, factors: torch.Tensor, order: torch.Tenso
                 rows = selected.nonzero(as_tuple=True)[0]
                 out[rows] = op(out[rows], factors[rows, op_index])
     return out
+
+
+def shift_brightness(videos: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """``clamp(x + d, 0, 1)`` per sample (an additive brightness change, ``delta`` ``[B]``)."""
+    return (videos + _per_sample(delta, videos)).clamp_(0.0, 1.0)
+
+
+def scale_hsv_saturation(videos: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Multiply the HSV saturation by ``f`` (clipped at 1), keeping hue and value.
+
+    With ``M = max(R,G,B)`` and ``m = min(R,G,B)`` every channel is ``M - S M g(hue)``, so
+    scaling ``S = (M - m) / M`` gives ``c' = M - k (M - c)`` with ``k = min(f, M / (M - m))``.
+    """
+    maxc = videos.amax(dim=1, keepdim=True)
+    chroma = maxc - videos.amin(dim=1, keepdim=True)
+    k = torch.minimum(_per_sample(factor, videos), maxc / chroma.clamp_min(1e-12))
+    return maxc - k * (maxc - videos)
+
+
+def gaussian_blur(videos: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur every frame with a per-sample Gaussian of std ``sigma`` ``[B]`` pixels.
+
+    Separable kernel of radius ``max(1, ceil(3 sigma))`` per sample, weights
+    ``exp(-x^2 / (2 sigma^2))`` normalised to sum 1, borders extended by their edge pixels.
+    ``videos``: float ``[B,C,T,H,W]``.
+    """
+    batch, channels, frames, height, width = videos.shape
+    sigma = sigma.to(videos.device, videos.dtype).clamp_min(1e-3)
+    radii = (3.0 * sigma).ceil().clamp_min(1.0)
+    radius = int(radii.max())
+    offsets = torch.arange(-radius, radius + 1, device=videos.device, dtype=videos.dtype)
+    kernels = torch.exp(-offsets[None] ** 2 / (2.0 * sigma[:, None] ** 2))
+    kernels = kernels * (offsets[None].abs() <= radii[:, None])
+    kernels = (kernels / kernels.sum(dim=1, keepdim=True)).repeat_interleave(channels * frames, 0)
+    planes = videos.reshape(1, batch * channels * frames, height, width)
+    planes = F.pad(planes, (radius,) * 4, mode="replicate")
+    groups = planes.shape[1]
+    planes = F.conv2d(planes, kernels[:, None, :, None], groups=groups)
+    planes = F.conv2d(planes, kernels[:, None, None, :], groups=groups)
+    return planes.reshape(batch, channels, frames, height, width)
 
 
 def normalize(videos: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

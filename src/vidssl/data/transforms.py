@@ -35,14 +35,18 @@ __all__ = [
     "ColorJitter",
     "Compose",
     "FramesToClip",
+    "GaussianBlur",
     "MultiScaleCrop",
     "MultiView",
     "Normalize",
     "RandomGrayscale",
     "RandomHorizontalFlip",
     "RandomResizedCrop",
+    "ReverseChannels",
+    "ShortSideJitterCrop",
     "ShortSideResize",
     "ThreeCrop",
+    "WeakColorJitter",
     "select_params",
     "test_transform",
     "train_transform",
@@ -138,12 +142,39 @@ class RandomResizedCrop(_BoxCrop):
         )
 
 
-class MultiScaleCrop(_BoxCrop):
-    """TSN multi-scale crop: sides from ``scales * min(H, W)``, 5 fixed places, resize."""
+class ShortSideJitterCrop(_BoxCrop):
+    """PySlowFast's training crop: scale the short side to ``s ~ U(scales)`` (``1/s`` uniform
+    with ``inverse_uniform``), then take a random ``size`` square. Done as one resized crop:
+    the square of side ``size * min(H, W) / s`` source pixels, at a uniformly random place."""
 
-    def __init__(self, size, scales=(1.0, 0.875, 0.75, 0.66), max_distort=1, fix_crop=True):
+    def __init__(self, size: int, scales: Sequence[int] = (256, 320),
+                 inverse_uniform: bool = False):
+        super().__init__(size)
+        self.scales, self.inverse_uniform = tuple(scales), inverse_uniform
+
+    def get_params(self, video, generator=None):
+        batch, (height, width) = _batch_size(video), video.shape[-2:]
+        low, high = self.scales
+        u = torch.rand(batch, generator=generator, dtype=torch.float64)
+        short = (1 / (1 / high + u * (1 / low - 1 / high)) if self.inverse_uniform
+                 else low + u * (high - low)).round()
+        side = (self.size[0] * min(height, width) / short).round().long()
+        side = side.clamp(1, min(height, width))
+        place = torch.rand(batch, 2, generator=generator, dtype=torch.float64)
+        top = (place[:, 0] * (height - side + 1)).long()
+        left = (place[:, 1] * (width - side + 1)).long()
+        return torch.stack([top, left, side, side], dim=1)
+
+
+class MultiScaleCrop(_BoxCrop):
+    """TSN multi-scale crop: sides from ``scales * min(H, W)``, 5 fixed places (13 with
+    ``more_fix_crop``) or a random place (``fix_crop=False``), resize to ``size``."""
+
+    def __init__(self, size, scales=(1.0, 0.875, 0.75, 0.66), max_distort=1, fix_crop=True,
+                 more_fix_crop=False):
         super().__init__(size)
         self.scales, self.max_distort, self.fix_crop = tuple(scales), max_distort, fix_crop
+        self.more_fix_crop = more_fix_crop
 
     def get_params(self, video, generator=None):
         return ops.sample_multiscale_crop_boxes(
@@ -153,6 +184,7 @@ class MultiScaleCrop(_BoxCrop):
             self.max_distort,
             self.fix_crop,
             generator,
+            self.more_fix_crop,
         )
 
 
@@ -245,6 +277,73 @@ class RandomGrayscale(ClipTransform):
         gray = ops.grayscale(batch).expand_as(batch)
         mask = params.to(batch.device).view(-1, 1, 1, 1, 1)
         return _like_input(torch.where(mask, gray, batch), video)
+
+
+class GaussianBlur(ClipTransform):
+    """With probability ``p``, blur every frame with a Gaussian of std ``U(sigma)`` pixels
+    (SimCLR / MoCo v2). ``params``: ``apply [B]``, ``sigma [B]``."""
+
+    def __init__(self, sigma: tuple[float, float] = (0.1, 2.0), p: float = 0.5):
+        self.sigma, self.p = tuple(sigma), p
+
+    def get_params(self, video, generator=None):
+        batch = _batch_size(video)
+        sigma = torch.empty(batch).uniform_(*self.sigma, generator=generator)
+        return {"apply": torch.rand(batch, generator=generator) < self.p, "sigma": sigma}
+
+    def apply(self, video, params):
+        batch = ops.to_float(_as_batch(video))
+        if not bool(params["apply"].any()):
+            return _like_input(batch, video)
+        blurred = ops.gaussian_blur(batch, params["sigma"])
+        mask = params["apply"].to(batch.device).view(-1, 1, 1, 1, 1)
+        return _like_input(torch.where(mask, blurred, batch), video)
+
+
+class WeakColorJitter(ClipTransform):
+    """CtP / Tubelet-Contrast colour change: three independent ops in a fixed order, each with
+    probability ``p``: ``x + d``, ``d ~ U(+-brightness)``; ``x * exp(U(+-contrast))``; hue
+    rotated by ``U(+-hue)`` turns and HSV saturation times ``exp(U(+-saturation))``.
+    ``params``: ``apply [B,3]``, ``values [B,4]`` (shift, gain, hue, saturation factor)."""
+
+    def __init__(self, brightness=32 / 255, contrast=0.2, hue=12 / 180, saturation=0.1,
+                 p: float = 0.2):
+        self.brightness, self.contrast, self.hue, self.saturation = (
+            brightness, contrast, hue, saturation)
+        self.p = p
+
+    def get_params(self, video, generator=None):
+        batch = _batch_size(video)
+        bounds = torch.tensor([self.brightness, self.contrast, self.hue, self.saturation])
+        values = (2 * torch.rand(batch, 4, generator=generator) - 1) * bounds
+        values[:, 1], values[:, 3] = values[:, 1].exp(), values[:, 3].exp()
+        return {"apply": torch.rand(batch, 3, generator=generator) < self.p, "values": values}
+
+    def apply(self, video, params):
+        out = ops.to_float(_as_batch(video))
+        apply, values = params["apply"], params["values"]
+        if not bool(apply.any()):
+            return _like_input(out, video)
+        out = out.clone()
+        steps = (
+            lambda x, v: ops.shift_brightness(x, v[:, 0]),
+            lambda x, v: ops.adjust_brightness(x, v[:, 1]),
+            lambda x, v: ops.scale_hsv_saturation(ops.adjust_hue(x, v[:, 2]), v[:, 3]),
+        )
+        for index, step in enumerate(steps):
+            chosen = apply[:, index].nonzero(as_tuple=True)[0]
+            if len(chosen):
+                rows = chosen.to(out.device)
+                out[rows] = step(out[rows], values[chosen])
+        return _like_input(out, video)
+
+
+class ReverseChannels(ClipTransform):
+    """RGB -> BGR (channel axis ``-4`` of ``[C,T,H,W]`` or ``[V,C,T,H,W]``): the input order
+    of backbones trained on OpenCV frames (TCLR, SEVERE's ``switch_channels``)."""
+
+    def apply(self, video, params=None):
+        return video.flip(-4)
 
 
 class Normalize(ClipTransform):

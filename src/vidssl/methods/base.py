@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from vidssl.config import MethodConfig, from_dict
+from vidssl.data.recipes import PretrainRecipe
 from vidssl.errors import ConfigError
 
 METHODS: dict[str, type[SSLMethod]] = {}
@@ -40,14 +41,17 @@ class NoParams:
 class SSLMethod(nn.Module):
     """A self-supervised objective around a backbone.
 
-    Subclasses set ``name`` and ``Params`` (a dataclass validated by the config loader), build
-    what they need in ``__init__(backbone, params)`` and implement ``training_step``. The engine
+    Subclasses set ``name``, ``Params`` (a dataclass validated by the config loader) and
+    ``recipe`` (the published pretraining recipe: clip sampling, pairing, augmentation; see
+    :mod:`vidssl.data.recipes`), build what they need in ``__init__(backbone, params)`` and
+    implement ``training_step``. The engine
     only ever calls ``training_step`` and ``after_optimizer_step``; downstream evaluation only
     uses ``backbone``.
     """
 
     name: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
+    recipe: ClassVar[PretrainRecipe | None] = None
 
     def __init__(self, backbone: nn.Module, params: Any):
         super().__init__()

@@ -27,16 +27,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidssl.data.recipes import ClipAugmentation, PretrainRecipe
 from vidssl.errors import ConfigError
 from vidssl.methods.base import register_method
 from vidssl.methods.sinkhorn import sinkhorn
 from vidssl.methods.teachers import TEACHERS, ImageTeacher, build_teacher
 from vidssl.methods.videomae import (
+    MASKED_VIDEO_CROP,
     MaskedVideoModel,
     VideoMAEParams,
     tube_pixel_targets,
     tubelet_shape,
     unnormalize,
+)
+
+# VideoMAE's recipe: ``--augmentation multi_scale_crop`` in every pretraining script, and the
+# grayscale SIGMA adds (``--gray_scale_prob``) defaults to 0 and is never set.
+SIGMA_RECIPE = PretrainRecipe(
+    source="QUVA-Lab/SIGMA datasets.py (DataAugmentationForVideoMAE), run_mae_pretraining.py, "
+           "scripts_pretrain/*.sh",
+    augmentation=ClipAugmentation(crop=MASKED_VIDEO_CROP, flip_p=0.0),
 )
 
 
@@ -148,6 +158,7 @@ class SIGMA(MaskedVideoModel):
 
     name = "sigma"
     Params = SIGMAParams
+    recipe = SIGMA_RECIPE
 
     def __init__(self, backbone: nn.Module, params: SIGMAParams):
         t, ph, pw = tubelet_shape(backbone, self.name)

@@ -4,6 +4,12 @@ and regress the normalised pixels of the masked tubes with a narrow decoder.
 Loss: ``MSE(decoder(encoder(x_visible), mask_tokens), norm(tubes(x))[masked])`` where each
 target tube of ``t x p x p`` pixels is standardised per colour channel (mean, unbiased std,
 ``+1e-6``) and flattened in (t, p_h, p_w, channel) order (1536 values for 2x16x16).
+
+Recipe (``VideoMAE.recipe``; ``datasets.py`` ``DataAugmentationForVideoMAE``, ``transforms.py``
+``GroupMultiScaleCrop``, ``kinetics.py`` ``VideoMAE``): one clip per video at a random start;
+a multi-scale crop, height and width each ``{1, .875, .75, .66} x`` the short side (at most
+one step apart), at one of 13 fixed places, resized to the crop size; ImageNet
+normalisation. No flip, no colour change.
 """
 from __future__ import annotations
 
@@ -14,10 +20,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidssl.data.clip_ops import IMAGENET_MEAN, IMAGENET_STD
+from vidssl.data.recipes import ClipAugmentation, PretrainRecipe, ScaleCrop
 from vidssl.errors import ConfigError
 from vidssl.methods.base import SSLMethod, register_method
 from vidssl.methods.masking import tube_mask
 from vidssl.models import VideoMAEDecoder
+
+MASKED_VIDEO_CROP = ScaleCrop(scales=(1.0, 0.875, 0.75, 0.66), max_distort=1, places=13)
+VIDEOMAE_RECIPE = PretrainRecipe(
+    source="MCG-NJU/VideoMAE datasets.py (DataAugmentationForVideoMAE), transforms.py "
+           "(GroupMultiScaleCrop), kinetics.py (VideoMAE)",
+    augmentation=ClipAugmentation(crop=MASKED_VIDEO_CROP, flip_p=0.0),
+)
 
 
 def tubelet_shape(backbone: nn.Module, method: str) -> tuple[int, int, int]:
@@ -129,6 +143,7 @@ class VideoMAE(MaskedVideoModel):
 
     name = "videomae"
     Params = VideoMAEParams
+    recipe = VIDEOMAE_RECIPE
 
     def __init__(self, backbone: nn.Module, params: VideoMAEParams):
         t, ph, pw = tubelet_shape(backbone, self.name)
