@@ -28,7 +28,8 @@ TINY = replace(
     PRESETS["mini"], name="tiny", num_frames=8, pretrain_videos=6, ucf_train=2, ucf_test=1,
     gym_train=1, gym_test=1, ssv2_train=1, ssv2_test=1, rep_train_videos=8, rep_val_videos=4,
     charades_train_videos=4, charades_test_videos=2, aot_train_videos=3, aot_test_videos=3,
-    mask_videos=2, mask_size=32,
+    mask_videos=2, mask_size=32, ava_train_videos=2, ava_test_videos=1, ucf24_train=1,
+    ucf24_test=1,
 )
 
 

@@ -26,6 +26,7 @@ from vidssl.models.heads import (
     temporal_features,
 )
 from vidssl.models.resnet3d import VideoResNet
+from vidssl.models.roi import RoIActionHead, roi_align
 from vidssl.models.vit import VideoMAEDecoder, VisionTransformer
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "MultiLabelHead",
     "ProjectionMLP",
     "RepetitionCountingHead",
+    "RoIActionHead",
     "VideoMAEDecoder",
     "VideoResNet",
     "VisionTransformer",
@@ -43,6 +45,7 @@ __all__ = [
     "r2plus1d_18_tclr",
     "r3d_18",
     "register_backbone",
+    "roi_align",
     "temporal_features",
     "vit_base",
     "vit_large",

@@ -69,3 +69,11 @@ def write_davis(root: Path, video: str, frames: np.ndarray, ids: np.ndarray) -> 
         png = Image.fromarray(mask, mode="P")
         png.putpalette(_PALETTE)
         png.save(mask_dir / f"{i:05d}.png")
+
+
+def write_frames(folder: Path, frames: np.ndarray, pattern: str) -> None:
+    """One JPEG per frame, ``folder / (pattern % number)`` with numbers from 1 (AVA's
+    ``<video>_%06d.jpg``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / (pattern % (i + 1)), quality=95)

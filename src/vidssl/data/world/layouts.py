@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -125,3 +126,58 @@ def write_charades(root: Path, class_names: Sequence[str],
             writer = csv.DictWriter(f, fieldnames=CHARADES_COLUMNS, lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
+
+
+AVA_FRAME_LIST_HEADER = "original_vido_id video_id frame_id path labels"
+
+
+def write_ava(root: Path, actions: Sequence[str], splits: dict[str, dict],
+              excluded: Sequence[tuple[str, int]], version: str = "v2.2") -> None:
+    """AVA as PySlowFast prepares it. ``splits[split]`` (``train``/``val``) holds ``videos``
+    ({video: frame count}), ``gt`` rows ``(video, second, box, action id, person id)`` and
+    ``detections`` rows ``(video, second, box, score)``. Writes ``frame_lists/<split>.csv``
+    (space-separated, with its header), ``annotations/ava_<split>_<version>.csv``
+    (``video,0902,x1,y1,x2,y2,action,person``), the detected person boxes
+    ``annotations/person_box_67091280_iou90/ava_detection_<split>_boxes_and_labels*.csv``
+    (``video,0902,x1,y1,x2,y2,,score``: no action), the label map
+    ``ava_action_list_<version>_for_activitynet_2019.pbtxt`` (``label { name label_id
+    label_type }``) and ``ava_val_excluded_timestamps_<version>.csv``."""
+    ann = root / "annotations"
+    boxes_dir = ann / "person_box_67091280_iou90"
+    boxes_dir.mkdir(parents=True, exist_ok=True)
+    coords = lambda box: ",".join(f"{v:.3f}" for v in box)
+    detection_names = {"train": "ava_detection_train_boxes_and_labels_include_negative_"
+                                f"{version}.csv", "val": "ava_detection_val_boxes_and_labels.csv"}
+    for split, data in splits.items():
+        lines = [AVA_FRAME_LIST_HEADER]
+        for number, (video, frames) in enumerate(data["videos"].items()):
+            lines += [f'{video} {number} {i} {video}/{video}_{i + 1:06d}.jpg ""'
+                      for i in range(frames)]
+        _write_lines(root / "frame_lists" / f"{split}.csv", lines)
+        _write_lines(ann / f"ava_{split}_{version}.csv",
+                     [f"{v},{s:04d},{coords(b)},{a},{p}" for v, s, b, a, p in data["gt"]])
+        _write_lines(boxes_dir / detection_names[split],
+                     [f"{v},{s:04d},{coords(b)},,{score:.6f}"
+                      for v, s, b, score in data["detections"]])
+    _write_lines(ann / f"ava_action_list_{version}_for_activitynet_2019.pbtxt",
+                 [f'label {{\n  name: "{name}"\n  label_id: {i + 1}\n  label_type: '
+                  'PERSON_MOVEMENT\n}' for i, name in enumerate(actions)])
+    _write_lines(ann / f"ava_val_excluded_timestamps_{version}.csv",
+                 [f"{v},{s:04d}" for v, s in excluded])
+
+
+def write_ucf24(path: Path, labels: Sequence[str], tubes: dict[str, dict[int, list]],
+                nframes: dict[str, int], resolution: dict[str, tuple[int, int]],
+                train: Sequence[str], test: Sequence[str]) -> None:
+    """UCF101-24 ``UCF101v2-GT.pkl`` (pickle protocol 2, as distributed): ``labels``,
+    ``gttubes`` ({video: {label: [float32 [n, 5] (frame 1-based, x1, y1, x2, y2 pixels)]}}),
+    ``nframes``, ``resolution`` ({video: (height, width)}), ``train_videos`` /
+    ``test_videos`` (one list per split; split 1 only)."""
+    data = {"labels": list(labels),
+            "gttubes": {video: {label: [np.asarray(t, dtype=np.float32) for t in label_tubes]
+                                for label, label_tubes in by_label.items()}
+                        for video, by_label in tubes.items()},
+            "nframes": dict(nframes), "resolution": dict(resolution),
+            "train_videos": [list(train)], "test_videos": [list(test)]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(data, protocol=2))

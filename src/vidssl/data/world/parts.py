@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidssl.data.world import layouts, scenes
+from vidssl.data.world import encode, layouts, scenes
 from vidssl.data.world.motions import (
     AOT_CLASSES,
     COARSE_CLASSES,
@@ -47,6 +47,7 @@ class Part:
     annotate: Callable[[Path, WorldPreset, list[Job], list[dict]], dict]
     options: dict = field(default_factory=dict)  # extra build_dataset options it needs
     frames_on_disk: bool = False  # DAVIS-style image folders instead of mp4
+    writer: Callable | None = None  # writer(part_root, job, frames, preset) instead of mp4
     frames_field: str = "num_frames"  # the preset fields giving its clip length and frame size
     size_field: str = "size"
 
@@ -266,6 +267,81 @@ def _mask_annotate(root: Path, p: WorldPreset, jobs: list[Job], metas: list[dict
             "objects_per_video": {j.name: len(m["motions"]) for j, m in zip(jobs, metas)}}
 
 
+# ---- ava_like: ava --------------------------------------------------------------------------
+
+AVA_ACTION_NAMES = [m.description for m in scenes.AVA_ACTIONS]
+AVA_START_SECOND = 900  # AVA's clips are seconds 900-1800 of each movie
+
+
+def _ava_video(index: int) -> str:
+    return f"world{index:06d}"  # 11 characters, like a YouTube id
+
+
+def _ava_jobs(p: WorldPreset) -> list[Job]:
+    return _spread("ava_like", [("train", p.ava_train_videos), ("val", p.ava_test_videos)], 1,
+                   lambda split, label, index: f"frames/{_ava_video(index)}")
+
+
+def _ava_write(root: Path, job: Job, frames, preset: WorldPreset) -> None:
+    video = _ava_video(job.index)
+    encode.write_frames(root / "frames" / video, frames, f"{video}_%06d.jpg")
+
+
+def _ava_annotate(root: Path, p: WorldPreset, jobs: list[Job], metas: list[dict]) -> dict:
+    splits: dict = {}
+    boxes = {split: Counter() for split in ("train", "val")}
+    for job, meta in zip(jobs, metas):
+        video, data = _ava_video(job.index), splits.setdefault(
+            job.split, {"videos": {}, "gt": [], "detections": []})
+        data["videos"][video] = p.ava_frames
+        for person, actor in enumerate(meta["people"]):
+            for second, box in zip(meta["seconds"], actor["boxes"]):
+                data["gt"] += [(video, AVA_START_SECOND + second, box, a + 1, person)
+                               for a in actor["actions"]]
+            boxes[job.split].update(AVA_ACTION_NAMES[a] for a in actor["actions"])
+        data["detections"] += [(video, AVA_START_SECOND + second, box, score)
+                               for second, box, score in meta["detections"]]
+    first_val = next(j for j in jobs if j.split == "val")
+    excluded = [(_ava_video(first_val.index), AVA_START_SECOND + p.ava_seconds - 1)]
+    layouts.write_ava(root, AVA_ACTION_NAMES, splits, excluded)
+    return {"options": {"fps": p.ava_fps, "num_classes": len(AVA_ACTION_NAMES)},
+            "classes": AVA_ACTION_NAMES,
+            "splits": {s: {"videos": len(d["videos"]), "per_class": dict(boxes[s])}
+                       for s, d in splits.items()},
+            "keyframes_per_video": p.ava_seconds - 1, "excluded": [list(e) for e in excluded],
+            "note": "per_class counts actors (whole videos) per action; keyframes at 1 Hz"}
+
+
+# ---- ucf24_like: ucf24 ----------------------------------------------------------------------
+
+UCF24_CLASSES = [m.name for m in scenes.UCF24_ACTIONS]
+
+
+def _ucf24_name(split: str, label: int, i: int, index: int) -> str:
+    first, groups = _UCF_GROUPS[split]
+    cls = UCF24_CLASSES[label]
+    return f"{cls}/v_{cls}_g{first + i % groups:02d}_c{i // groups + 1:02d}"
+
+
+def _ucf24_jobs(p: WorldPreset) -> list[Job]:
+    return _balanced("ucf24_like", [("train", p.ucf24_train), ("test", p.ucf24_test)],
+                     len(UCF24_CLASSES), _ucf24_name)
+
+
+def _ucf24_write(root: Path, job: Job, frames, preset: WorldPreset) -> None:
+    encode.write_mp4(root / "videos" / f"{job.name}.mp4", frames, preset.fps, preset.qscale)
+
+
+def _ucf24_annotate(root: Path, p: WorldPreset, jobs: list[Job], metas: list[dict]) -> dict:
+    layouts.write_ucf24(
+        root / "UCF101v2-GT.pkl", UCF24_CLASSES,
+        {j.name: {j.label: m["tubes"]} for j, m in zip(jobs, metas)},
+        {j.name: p.ucf24_frames for j in jobs}, {j.name: (p.det_size, p.det_size) for j in jobs},
+        [j.name for j in jobs if j.split == "train"], [j.name for j in jobs if j.split == "test"])
+    return {"classes": UCF24_CLASSES, "splits": _split_summary(jobs, UCF24_CLASSES),
+            "tubes": sum(len(m["tubes"]) for m in metas)}
+
+
 PARTS: dict[str, Part] = {p.name: p for p in (
     Part("pretrain", "video_list", scenes.pretrain_scene, _pretrain_jobs, _pretrain_annotate),
     Part("ucf_like", "ucf101", scenes.ucf_scene, _ucf_jobs, _ucf_annotate),
@@ -277,4 +353,9 @@ PARTS: dict[str, Part] = {p.name: p for p in (
     Part("aot_like", "video_list", scenes.aot_scene, _aot_jobs, _aot_annotate),
     Part("masks", "davis", scenes.mask_scene, _mask_jobs, _mask_annotate, frames_on_disk=True,
          size_field="mask_size"),
+    Part("ava_like", "ava", scenes.ava_scene, _ava_jobs, _ava_annotate, writer=_ava_write,
+         frames_field="ava_frames", size_field="det_size"),
+    Part("ucf24_like", "ucf24", scenes.ucf24_scene, _ucf24_jobs, _ucf24_annotate,
+         {"video_ext": "mp4"}, writer=_ucf24_write, frames_field="ucf24_frames",
+         size_field="det_size"),
 )}

@@ -39,13 +39,22 @@ class WorldPreset:
     aot_test_videos: int = 50
     mask_videos: int = 10
     mask_size: int = 64  # DAVIS-style frames are written larger than the clips
+    # detection parts: frames larger than the clips so that person boxes cover feature cells
+    det_size: int = 64
+    ava_train_videos: int = 40  # ava_like: several actors, keyframes at 1 Hz
+    ava_test_videos: int = 20
+    ava_seconds: int = 4  # video length; keyframes at every inner second
+    ava_fps: int = 8
+    ucf24_train: int = 8  # ucf24_like: per class
+    ucf24_test: int = 4
+    ucf24_frames: int = 24
     qscale: int = 2  # MPEG-4 quantizer, 1 (best) .. 31
     pretrain_domains: dict = field(
         default_factory=lambda: {"studio": 0.4, "arena": 0.3, "home": 0.3}
     )
 
     def __post_init__(self):
-        for key in ("size", "mask_size"):
+        for key in ("size", "mask_size", "det_size"):
             value = getattr(self, key)
             if value < 16 or value % 2:
                 raise ValueError(f"world preset {self.name!r}: {key} must be even and >= 16, got {value}")
@@ -65,6 +74,11 @@ class WorldPreset:
                 f"got {sorted(self.pretrain_domains)}"
             )
 
+    @property
+    def ava_frames(self) -> int:
+        """Frames of an ava_like video (``ava_seconds`` at ``ava_fps``)."""
+        return self.ava_fps * self.ava_seconds
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -75,6 +89,7 @@ PRESETS: dict[str, WorldPreset] = {
         ucf_train=6, ucf_test=3, gym_train=6, gym_test=3, ssv2_train=6, ssv2_test=3,
         rep_train_videos=20, rep_val_videos=10, charades_train_videos=20,
         charades_test_videos=10, aot_train_videos=20, aot_test_videos=10, mask_videos=2,
+        ava_train_videos=8, ava_test_videos=4, ucf24_train=2, ucf24_test=1,
     ),
     "mini": WorldPreset(name="mini", size=32, num_frames=16),
     "small": WorldPreset(
@@ -82,7 +97,8 @@ PRESETS: dict[str, WorldPreset] = {
         ucf_train=60, ucf_test=20, gym_train=50, gym_test=20, ssv2_train=60, ssv2_test=20,
         rep_train_videos=300, rep_val_videos=100, charades_train_videos=300,
         charades_test_videos=100, aot_train_videos=300, aot_test_videos=100,
-        mask_videos=20, mask_size=128,
+        mask_videos=20, mask_size=128, ava_train_videos=150, ava_test_videos=50,
+        ucf24_train=25, ucf24_test=10, ucf24_frames=32,
     ),
     "full": WorldPreset(
         name="full", size=112, num_frames=32, pretrain_videos=20000,
@@ -90,6 +106,8 @@ PRESETS: dict[str, WorldPreset] = {
         rep_train_videos=1000, rep_val_videos=250, rep_frames=64, rep_max_count=8,
         rep_min_period=7, charades_train_videos=1000, charades_test_videos=250,
         aot_train_videos=1000, aot_test_videos=250, mask_videos=30, mask_size=224,
+        det_size=224, ava_train_videos=500, ava_test_videos=150, ava_seconds=8, ava_fps=16,
+        ucf24_train=80, ucf24_test=20, ucf24_frames=64,
     ),
 }
 

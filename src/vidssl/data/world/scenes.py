@@ -155,3 +155,87 @@ def mask_scene(job, preset, rng):
     actors = [_solo(rng, backdrop, m.sample(rng, n), SHAPES_A) for m in motions]
     frames, ids = render(backdrop, actors, size)
     return frames, ids, {"domain": domain, "motions": [m.name for m in motions]}
+
+
+# ---- detection parts ------------------------------------------------------------------------
+
+# ava_like actions: where an actor goes (at most one of the first four) and how it turns or
+# grows (each of the last two independently): per-actor multi-label, as AVA's pose + object
+# + interaction actions.
+AVA_ACTIONS: tuple[MotionClass, ...] = COARSE_CLASSES[:6]
+_AVA_MOVES, _AVA_POSES = (0, 1, 2, 3), (4, 5)
+UCF24_ACTIONS: tuple[MotionClass, ...] = COARSE_CLASSES[:6]
+
+
+def _ava_actor(rng, n: int) -> tuple[Track, list[int]]:
+    """One actor's track and its (sorted, non-empty) action ids (0-based)."""
+    labels = [int(rng.choice(_AVA_MOVES))] if rng.uniform() < 0.8 else []
+    labels += [k for k in _AVA_POSES if rng.uniform() < 0.4]
+    labels = labels or [int(rng.integers(len(AVA_ACTIONS)))]
+    pos, angle, scale = np.zeros((n, 2)), np.zeros(n), np.ones(n)
+    for label in labels:
+        part = AVA_ACTIONS[label].sample(rng, n)
+        pos, angle, scale = pos + part.pos, angle + part.angle, scale * part.scale
+    return Track(pos, angle, scale), sorted(labels)
+
+
+def actor_box(app, track: Track, frame: int) -> list[float]:
+    """Normalized ``x1, y1, x2, y2`` of the actor's bounding circle at ``frame``."""
+    reach = app.radius * track.scale[frame]
+    x, y = track.pos[frame]
+    return [float(np.clip(v, 0.0, 1.0)) for v in (x - reach, y - reach, x + reach, y + reach)]
+
+
+def _detected(rng, box: list[float], jitter: float = 0.015) -> tuple[list[float], float]:
+    """A detector's view of a person box: coordinates jittered, a score (missed: < 0.9)."""
+    noisy = np.clip(np.asarray(box) + rng.normal(0.0, jitter, 4), 0.0, 1.0)
+    noisy[2:] = np.maximum(noisy[2:], noisy[:2] + 0.01)
+    score = rng.uniform(0.9, 1.0) if rng.uniform() < 0.95 else rng.uniform(0.3, 0.9)
+    return np.clip(noisy, 0.0, 1.0).round(3).tolist(), round(float(score), 6)
+
+
+def ava_scene(job, preset, rng):
+    """Home domain; 2-3 actors, each with 1-3 simultaneous actions for the whole video; boxes
+    of every actor at each inner second (the keyframes), and detector boxes: the true boxes
+    jittered with scores (5% missed) plus a false positive on 30% of the keyframes."""
+    size, fps = preset.det_size, preset.ava_fps
+    n = fps * preset.ava_seconds
+    backdrop = make_backdrop("home", rng, size, n)
+    actors, actions = [], []
+    for _ in range(int(rng.integers(2, 4))):
+        track, labels = _ava_actor(rng, n)
+        actors.append(_solo(rng, backdrop, track, SHAPES_A, (0.1, 0.14)))
+        actions.append(labels)
+    frames, ids = render(backdrop, actors, size)
+    seconds = list(range(1, preset.ava_seconds))
+    people = [{"actions": labels, "boxes": [actor_box(app, track, s * fps) for s in seconds]}
+              for (app, track), labels in zip(actors, actions)]
+    detections = []
+    for i, second in enumerate(seconds):
+        detections += [[second, *_detected(rng, p["boxes"][i])] for p in people]
+        if rng.uniform() < 0.3:
+            x, y = rng.uniform(0, 0.7, 2)
+            side = rng.uniform(0.15, 0.3)
+            detections.append([second, [round(float(v), 3) for v in (x, y, x + side, y + side)],
+                               round(float(rng.uniform(0.5, 1.0)), 6)])
+    return frames, ids, {"seconds": seconds, "people": people, "detections": detections}
+
+
+def ucf24_scene(job, preset, rng):
+    """Studio domain; 1-2 actors doing the video's action over a window (the tube: frames
+    1-based, pixel boxes), still before and after; sometimes an idle bystander."""
+    size, n = preset.det_size, preset.ucf24_frames
+    backdrop = make_backdrop("studio", rng, size, n)
+    actors, windows = [], []
+    for _ in range(1 + int(rng.uniform() < 0.3)):
+        length = int(rng.integers((n + 1) // 2, n + 1))
+        start = int(rng.integers(0, n - length + 1))
+        track = _windowed(UCF24_ACTIONS[job.label].sample(rng, length), start, n)
+        actors.append(_solo(rng, backdrop, track, SHAPES_A, (0.1, 0.14)))
+        windows.append((start, start + length))
+    if rng.uniform() < 0.3:
+        actors.append(_solo(rng, backdrop, Track.still(n), SHAPES_A, (0.1, 0.14)))
+    frames, ids = render(backdrop, actors, size)
+    tubes = [[[f + 1, *(v * size for v in actor_box(app, track, f))] for f in range(*window)]
+             for (app, track), window in zip(actors, windows)]
+    return frames, ids, {"tubes": tubes}
