@@ -77,6 +77,7 @@ class ScheduleConfig:
     milestones: list[float] = field(default_factory=list)
     gamma: float = 0.1
     min_lr_ratio: float = 0.0
+    warmup_from_zero: bool = False  # VideoMAE: linspace(0, lr, W), step s gets s / (W - 1)
 
     def __post_init__(self) -> None:
         _check_choice("schedule.name", self.name, ("cosine", "multistep", "constant"))

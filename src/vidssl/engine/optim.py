@@ -67,10 +67,13 @@ def build_optimizer(module: nn.Module, optim: OptimConfig, global_batch: int) ->
 def lr_factor(step: int, schedule: ScheduleConfig, total_steps: int, steps_per_epoch: int) -> float:
     """Multiplier of the base LR at optimizer step ``step`` (0-based).
 
-    warmup: ``(step + 1) / W``; cosine: ``r + (1 - r) * (1 + cos(pi * p)) / 2`` with ``p`` the
-    progress after warmup and ``r = min_lr_ratio``; multistep: ``gamma ** #(milestones passed)``.
+    warmup: ``(step + 1) / W`` (``warmup_from_zero``, VideoMAE: ``step / (W - 1)``); cosine:
+    ``r + (1 - r) * (1 + cos(pi * p)) / 2`` with ``p`` the progress after warmup and
+    ``r = min_lr_ratio``; multistep: ``gamma ** #(milestones passed)``.
     """
     warmup = schedule.warmup_steps or round(schedule.warmup_epochs * steps_per_epoch)
+    if step < warmup and schedule.warmup_from_zero:
+        return step / max(1, warmup - 1)
     if step < warmup:
         return (step + 1) / warmup
     if schedule.name == "constant":
