@@ -95,3 +95,85 @@ def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     if not is_distributed():
         return tensor
     return torch.cat(_GatherWithGrad.apply(tensor))
+
+
+def broadcast_object(obj, src: int = 0):
+    """Rank ``src``'s ``obj`` (any picklable value) on every rank; identity in one process.
+    Used where all ranks must take the same decision (model selection, a probe's result)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def run_on_main(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` computed once, on rank 0, and its (picklable) result returned on
+    every rank (which also makes the other ranks wait for it)."""
+    return broadcast_object(fn(*args, **kwargs) if is_main_process() else None)
+
+
+def shard(size: int) -> range:
+    """This rank's items of a ``size``-item dataset: ``rank, rank + W, rank + 2W, ...``; the
+    shards of all ranks partition ``range(size)`` (no padding, no duplicates)."""
+    return range(get_rank(), size, get_world_size())
+
+
+def _comm_device() -> torch.device:
+    """Where tensors must live for a collective: the rank's GPU under NCCL, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def gather_shards(local: torch.Tensor | None, size: int) -> torch.Tensor:
+    """Inverse of :func:`shard`: rows of every rank's shard (``None`` for an empty one),
+    put back in dataset order, ``[size, ...]`` on the CPU, identical on every rank.
+
+    Item ``i`` is row ``i // W`` of rank ``i % W``; shards are padded to ``ceil(size / W)`` rows
+    for ``all_gather`` and the padding (which lands at positions ``>= size``) is cut off, so
+    every item appears exactly once."""
+    if not is_distributed():
+        return local
+    world = get_world_size()
+    shapes: list = [None] * world
+    dist.all_gather_object(shapes, None if local is None else (tuple(local.shape), local.dtype))
+    shape, dtype = next(s for s in shapes if s is not None)
+    rows = -(-size // world)
+    padded = torch.zeros((rows, *shape[1:]), dtype=dtype, device=_comm_device())
+    if local is not None:
+        padded[:len(local)] = local.to(padded.device)
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.stack(parts, dim=1).flatten(0, 1)[:size].cpu()
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """``y = sum_r x_r`` on every rank. The objective is the sum of the ranks' losses, so
+    ``dJ/dx_r = sum_r' dL_r'/dy``: the backward all-reduces the incoming gradients too."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """Differentiable all-reduce sum (identity in one process)."""
+    return _SumOverRanks.apply(tensor) if is_distributed() else tensor
+
+
+def sum_scalar(value: float) -> float:
+    """``value`` summed over the ranks (e.g. per-shard counts)."""
+    if not is_distributed():
+        return value
+    total = torch.tensor([float(value)], dtype=torch.float64, device=_comm_device())
+    return all_reduce(total).item()

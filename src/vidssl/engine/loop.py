@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidssl.config import TrainSettings, to_dict
 from vidssl.engine import distributed as D
+from vidssl.engine.batchnorm import sync_batchnorm
 from vidssl.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vidssl.engine.data import EpochSampler, SeededSamples, collate
 from vidssl.engine.logging import MetricsLog, Progress, console
@@ -109,8 +110,10 @@ def fit(
     checkpoint_extra: dict | None = None,
 ) -> FitResult:
     """Train ``module`` on ``dataset`` with ``settings``; write ``out_dir/metrics.csv`` and
-    ``out_dir/checkpoints/{step_*.pt,last.pt}``. ``eval_fn(module, epoch) -> dict`` runs on rank 0
-    after each epoch and its numbers are logged beside the loss."""
+    ``out_dir/checkpoints/{step_*.pt,last.pt}``. ``eval_fn(module, epoch) -> dict`` runs on every
+    rank after each epoch (it may shard its work across them) and rank 0 logs its numbers
+    beside the loss. Under DDP each rank trains on ``settings.batch_size`` samples per step;
+    ``train.sync_bn`` normalizes over the global batch (``engine.batchnorm``)."""
     train = settings.train
     out_dir = Path(out_dir)
     device = D.init_distributed(train.device)
@@ -124,7 +127,7 @@ def fit(
 
     module.to(device)
     if train.sync_bn and world > 1:
-        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        module = sync_batchnorm(module, device)
     stepper: nn.Module = _StepModule(module)
     if world > 1:
         stepper = nn.parallel.DistributedDataParallel(
@@ -226,7 +229,7 @@ def fit(
                 if step % train.log_every == 0 or step == total_steps:
                     now = time.perf_counter()
                     row = {"step": step, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                           **{k: _mean(outputs, k) for k in outputs[0]},
+                           **_mean_over_global_batch(outputs),
                            "clips_per_s": window_clips / max(1e-9, now - window_start)}
                     log.write(row)
                     last_row = row
@@ -237,7 +240,7 @@ def fit(
             if main and epoch_bad:
                 console.print(f"epoch {epoch}: {epoch_bad} bad samples were replaced by others")
             epoch_done = step % steps_per_epoch == 0
-            if eval_fn is not None and epoch_done and main:
+            if eval_fn is not None and epoch_done:  # every rank: eval_fn may shard its work
                 module.eval()
                 metrics = eval_fn(module, epoch)
                 module.train()
@@ -255,8 +258,12 @@ def fit(
                      metrics=last_row, seconds=seconds, bad_samples=bad_total)
 
 
-def _mean(outputs: list[dict], key: str) -> float:
-    return float(torch.stack([o[key] for o in outputs]).mean())
+def _mean_over_global_batch(outputs: list[dict]) -> dict[str, float]:
+    """Each logged scalar averaged over the micro-batches and then over the ranks (equal
+    per-rank batches), i.e. its mean over the global batch, as one process would log it."""
+    keys = list(outputs[0])
+    means = torch.stack([torch.stack([o[k] for o in outputs]).mean() for k in keys])
+    return dict(zip(keys, D.all_reduce(means, op="mean").tolist(), strict=True))
 
 
 def _batch_len(batch: dict) -> int:

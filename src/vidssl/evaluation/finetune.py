@@ -15,44 +15,81 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from vidssl.config import OptimConfig, ScheduleConfig, TrainConfig, TrainSettings
+from vidssl.engine import distributed as D
 from vidssl.engine import fit
 from vidssl.engine.checkpoint import atomic_save, load_checkpoint
 from vidssl.evaluation.inference import run_over_views
 from vidssl.evaluation.suite import Recipe
 from vidssl.evaluation.tasks import Task
+from vidssl.evaluation.vit_protocol import prepare_vit_protocol
 
 
 class FinetuneModel(nn.Module):
-    """Backbone + task head; ``training_step`` is what ``engine.fit`` trains."""
+    """Backbone + task head; ``training_step`` is what ``engine.fit`` trains.
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, task: Task):
+    ``freeze_bn`` (PySlowFast's ``BN.FREEZE``): the backbone's BatchNorm layers keep their
+    pretrained statistics (always in eval mode) and affine parameters (no gradient)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, task: Task, freeze_bn: bool = False):
         super().__init__()
         self.backbone, self.head, self.task = backbone, head, task
         self.grid = getattr(backbone, "grid_size", None)
+        self.freeze_bn = freeze_bn
+        self.criterion = None  # (model, clips, targets) -> loss, replacing task.loss
+        for norm in self._backbone_norms():
+            norm.requires_grad_(False)
+
+    def _backbone_norms(self) -> list[nn.Module]:
+        """The frozen BatchNorm layers (found anew: SyncBatchNorm conversion replaces them)."""
+        if not self.freeze_bn:
+            return []
+        return [m for m in self.backbone.modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def train(self, mode: bool = True) -> FinetuneModel:
+        super().train(mode)
+        for norm in self._backbone_norms():
+            norm.eval()
+        return self
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.head(self.task.features(self.backbone.forward_features(video), self.grid))
 
     def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        return {"loss": self.task.loss(self(batch["video"]), self.task.target(batch))}
+        video, target = self.task.training_inputs(batch)
+        if self.criterion is not None:  # mixup / cutmix / label smoothing (ViT protocol)
+            return {"loss": self.criterion(self, video, target)}
+        return {"loss": self.task.loss(self(video), target)}
 
 
 def train_settings(recipe: Recipe, *, train_size: int, seed: int, device: str,
                    max_steps: int | None, resume: str | None, progress: bool) -> TrainSettings:
-    """Engine settings of a recipe; one checkpoint per epoch so a run resumes at epoch ends."""
+    """Engine settings of a recipe; one checkpoint per epoch so a run resumes at epoch ends.
+
+    ``recipe.batch_size`` is the global batch: under torchrun each of the W ranks takes
+    ``batch_size / W`` samples per step, with BatchNorm over the global batch (``sync_bn``), so
+    the run follows the single-process trajectory."""
     batch_size = min(recipe.batch_size, train_size)
+    world = D.get_world_size()
+    if batch_size % world:
+        raise ValueError(f"fine-tuning batch {batch_size} (recipe.batch_size, or the training set "
+                         f"size if smaller) does not split over {world} processes; use a "
+                         f"multiple of {world}")
     steps_per_epoch = max(1, train_size // batch_size)
     return TrainSettings(
         optim=OptimConfig(name=recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay),
+                          weight_decay=recipe.weight_decay, betas=tuple(recipe.betas),
+                          lr_batch_ref=recipe.lr_batch_ref, layer_decay=recipe.layer_decay),
         schedule=ScheduleConfig(name=recipe.schedule, warmup_epochs=recipe.warmup_epochs,
-                                milestones=list(recipe.milestones), gamma=recipe.gamma),
+                                milestones=list(recipe.milestones), gamma=recipe.gamma,
+                                min_lr_ratio=recipe.min_lr_ratio,
+                                warmup_from_zero=recipe.warmup_from_zero),
         train=TrainConfig(epochs=recipe.epochs, max_steps=max_steps, amp=recipe.amp,
                           grad_clip=recipe.grad_clip, checkpoint_every=steps_per_epoch,
                           keep_last=1, log_every=max(1, min(10, steps_per_epoch)), seed=seed,
-                          device=device),
-        batch_size=batch_size, num_workers=recipe.num_workers, drop_last=True, resume=resume,
-        progress=progress)
+                          device=device, sync_bn=True),
+        batch_size=batch_size // world, num_workers=recipe.num_workers, drop_last=True,
+        resume=resume, progress=progress)
 
 
 def _score(model: FinetuneModel, task: Task, dataset: Dataset, recipe: Recipe, device,
@@ -65,11 +102,13 @@ def _score(model: FinetuneModel, task: Task, dataset: Dataset, recipe: Recipe, d
             num_workers=recipe.num_workers, label=label, progress=progress)
     finally:
         model.train(was_training)
-    return task.score(task.merge_views(outputs), targets), bad
+    # every rank scored the same gathered outputs; rank 0's numbers make the decisions
+    return D.broadcast_object(task.score(task.merge_views(outputs), targets)), bad
 
 
 class _Selector:
-    """Keeps the best weights by the selection metric, persisted in ``best.pt``."""
+    """Keeps the best weights by the selection metric, persisted in ``best.pt`` (written by
+    rank 0; every rank holds the same state in memory)."""
 
     def __init__(self, path: Path, task: Task, fresh: bool):
         self.path, self.task = path, task
@@ -86,7 +125,8 @@ class _Selector:
         if self.task.is_better(score, self.state["best_score"]):
             weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             self.state.update(best_score=score, best_epoch=epoch, model=weights)
-        atomic_save(self.state, self.path)
+        if D.is_main_process():
+            atomic_save(self.state, self.path)
 
 
 def finetune(backbone: nn.Module, task: Task, train: Dataset, select: Dataset | None,
@@ -94,11 +134,13 @@ def finetune(backbone: nn.Module, task: Task, train: Dataset, select: Dataset | 
              device: str = "cpu", max_steps: int | None = None, resume: str | None = None,
              progress: bool = True, keep_checkpoints: bool = False) -> dict:
     """Fine-tune ``backbone`` + a fresh ``task`` head on ``train``; select on ``select`` (or take
-    the last weights when it is ``None``); score ``test``. Returns metrics and the selection."""
-    out_dir = Path(out_dir)
+    the last weights when it is ``None``); score ``test``. Returns metrics and the selection.
+    Under torchrun every rank calls it: training is DDP, selection and test inference sharded."""
+    out_dir, device = Path(out_dir), str(D.init_distributed(device))
     torch.manual_seed(seed)
     head = task.build_head(backbone.num_features, train, recipe.dropout)
-    model = FinetuneModel(backbone, head, task)
+    model = FinetuneModel(backbone, head, task, freeze_bn=recipe.freeze_bn)
+    prepare_vit_protocol(model, recipe, num_classes=getattr(train, "num_classes", None))
     settings = train_settings(recipe, train_size=len(train), seed=seed, device=device,
                               max_steps=max_steps, resume=resume, progress=progress)
     resumed = resume is not None and (out_dir / "checkpoints" / "last.pt").is_file()
@@ -127,7 +169,7 @@ def finetune(backbone: nn.Module, task: Task, train: Dataset, select: Dataset | 
         model.load_state_dict(selector.state["model"])
         selected.update(epoch=selector.state["best_epoch"] + 1, score=selector.state["best_score"])
     test_metrics, bad = _score(model.to(device), task, test, recipe, device, "test", progress)
-    if not keep_checkpoints:
+    if not keep_checkpoints and D.is_main_process():
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
         (out_dir / "best.pt").unlink(missing_ok=True)
     return {"metrics": test_metrics, "selected": selected,
@@ -139,7 +181,7 @@ def _evaluate_resumed_epoch(model: FinetuneModel, out_dir: Path, settings: Train
     """The engine checkpoints at the end of an epoch before the epoch's evaluation runs; if a
     run died in between, score the checkpointed weights (exactly that epoch's) now."""
     state = load_checkpoint(out_dir / "checkpoints" / "last.pt")
-    steps_per_epoch = max(1, train_size // settings.batch_size)
+    steps_per_epoch = max(1, train_size // (settings.batch_size * D.get_world_size()))
     step = int(state["step"])
     finished_epoch = step // steps_per_epoch - 1
     if step % steps_per_epoch or finished_epoch <= selector.last_epoch or finished_epoch < 0:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from vidssl.engine import distributed as D
 from vidssl.evaluation.tasks import Task
 
 
@@ -35,6 +36,10 @@ def run_over_views(fn: Callable[[torch.Tensor], torch.Tensor], dataset: Dataset,
     flattened to ``[B*V,C,T,H,W]``, outputs regrouped as ``[N, V, ...]`` on the CPU. A batch
     holds ``clips_per_batch // V`` videos (at least one).
 
+    Under torchrun the videos are sharded (rank ``r`` runs ``r, r + W, ...``, no padding) and
+    the outputs gathered back in dataset order on every rank, so each video counts once and
+    the result equals the single-process one.
+
     Returns ``(outputs [N,V,...], targets [N,...], bad_samples)``.
     """
     if len(dataset) == 0:
@@ -42,10 +47,11 @@ def run_over_views(fn: Callable[[torch.Tensor], torch.Tensor], dataset: Dataset,
     device = torch.device(device)
     first = dataset[0]["video"]
     views = first.shape[0] if first.dim() == 5 else 1
-    loader = DataLoader(dataset, batch_size=max(1, clips_per_batch // views), shuffle=False,
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(dataset, batch_size=max(1, clips_per_batch // views),
+                        sampler=D.shard(len(dataset)), num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
     outputs, targets, bad = [], [], 0
-    with _progress(len(loader), label, progress) as bar:
+    with _progress(len(loader), label, progress and D.is_main_process()) as bar:
         job = bar.add_task(label, total=len(loader))
         for batch in loader:
             video = batch["video"]
@@ -58,7 +64,10 @@ def run_over_views(fn: Callable[[torch.Tensor], torch.Tensor], dataset: Dataset,
             if "bad" in batch:
                 bad += int(torch.as_tensor(batch["bad"]).sum())
             bar.advance(job)
-    return torch.cat(outputs), torch.cat(targets), bad
+    size = len(dataset)
+    outputs = D.gather_shards(torch.cat(outputs) if outputs else None, size)
+    targets = D.gather_shards(torch.cat(targets) if targets else None, size)
+    return outputs, targets, round(D.sum_scalar(bad))
 
 
 def extract_features(backbone: nn.Module, dataset: Dataset, task: Task, *, clips_per_batch: int,
