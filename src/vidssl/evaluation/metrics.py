@@ -90,6 +90,12 @@ def normalized_count_error(predicted: torch.Tensor, counts: torch.Tensor) -> flo
     return ((predicted.double() - counts).abs() / counts).mean().item()
 
 
+def rounded_count_error(predicted: torch.Tensor, counts: torch.Tensor) -> float:
+    """The UCF-RC error as SEVERE reports it: ``mean_n |round(c_hat_n) - c_n| / c_n``, the
+    predicted count rounded first (half to even, as Python's ``round`` in ``val_2stream.py``)."""
+    return normalized_count_error(predicted.double().round(), counts)
+
+
 def off_by_one_accuracy(predicted: torch.Tensor, counts: torch.Tensor) -> float:
     """Fraction of videos whose rounded predicted count is within one of the true count:
     ``mean_n [ |round(c_hat_n) - c_n| <= 1 ]`` (OBOA)."""

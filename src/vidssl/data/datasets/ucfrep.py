@@ -18,6 +18,11 @@ are random cycle-aligned sub-segments ``[b_i, b_j]`` (``0 <= i < j <= K``, count
 ``j - i``, as the UCFRep code's augmentation); test windows are the annotated segment
 ``[start_frame, end_frame]``. Samples carry ``label`` = ``count`` (float) and
 ``video_count``. Splits: ``train``, ``val``/``test`` -> val.
+
+Records keep ``start``, ``end``, ``bounds`` and, when the file has them, the per-frame
+``offset_pre_estimate`` / ``offset_next_estimate`` (rounded; ``-1`` = undefined) as
+``offsets_pre`` / ``offsets_next``: the labels of SEVERE's anchor counter
+(``vidssl.evaluation.counting_protocol``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from vidssl.data.datasets.formats import official_split
 SPLITS = {"train": "train", "val": "val", "test": "val"}
 OPTIONS = ("video_ext", "frames_fps")
 FIELDS = ("start_frame", "end_frame", "temporal_bound")
+OFFSET_FIELDS = {"offset_pre_estimate": "offsets_pre", "offset_next_estimate": "offsets_next"}
 
 
 def class_of(video: str) -> str:
@@ -67,7 +73,15 @@ def read_annotation(path: str) -> dict:
         )
     if np.any(np.diff(bounds) <= 0) or (bounds.size and bounds[0] < 0):
         raise AnnotationError(path, None, "temporal_bound must be increasing frame numbers >= 1")
-    return {"start": start, "end": end, "bounds": tuple(int(b) for b in bounds)}
+    meta = {"start": start, "end": end, "bounds": tuple(int(b) for b in bounds)}
+    for field, key in OFFSET_FIELDS.items():  # optional: frames to the same phase, -1 = none
+        if field in (label.dtype.names or ()):
+            offsets = np.rint(np.asarray(label[field], dtype=np.float64).ravel()).astype(int)
+            if offsets.size != end - start + 1:
+                raise AnnotationError(path, None, f"{field} has {offsets.size} values for the "
+                                      f"{end - start + 1} frames of the segment")
+            meta[key] = tuple(offsets.tolist())
+    return meta
 
 
 def count_cycles(bounds, low: int, high: int) -> int:
