@@ -304,6 +304,39 @@ def make_video_folder(root):
     return {"train": [0, 1], "test": [1]}, 2  # classes sorted: cat, dog
 
 
+def make_ava(root):
+    ann = root / "annotations"
+    write_text(ann / "ava_train_v2.2.csv",
+               "vA,0900,0.1,0.1,0.5,0.9,1,0\nvB,0900,0.2,0.1,0.6,0.9,2,0\n"
+               "vB,0900,0.2,0.1,0.6,0.9,3,0\n")
+    write_text(ann / "ava_val_v2.2.csv", "vA,0900,0.1,0.1,0.5,0.9,2,0\n")
+    write_text(ann / "ava_action_list_v2.2_for_activitynet_2019.pbtxt",
+               'label {\n  name: "bend"\n  label_id: 1\n}\n')
+    write_text(ann / "person_box_67091280_iou90" / "ava_detection_val_boxes_and_labels.csv",
+               "vA,0900,0.1,0.1,0.5,0.9,,0.95\n")
+    for video in ("vA", "vB"):
+        os.makedirs(root / "frames" / video)
+        for i in range(12):
+            Image.fromarray(np.full((SIZE, SIZE, 3), frame_value(i), np.uint8)).save(
+                root / "frames" / video / f"{video}_{i + 1:06d}.jpg")
+    return {"train": [(0,), (1, 2)], "test": [()]}, 80  # test: detected boxes, no labels
+
+
+def make_ucf24(root):
+    import pickle
+
+    videos = ["Run/v_Run_g01_c01", "Jump/v_Jump_g01_c01"]
+    tube = np.array([[1, 2, 2, 20, 30], [2, 2, 2, 20, 30]], dtype=np.float32)
+    data = {"labels": ["Run", "Jump"], "gttubes": {videos[0]: {0: [tube]}, videos[1]: {1: [tube]}},
+            "nframes": dict.fromkeys(videos, 12), "resolution": dict.fromkeys(videos, (SIZE, SIZE)),
+            "train_videos": [[videos[0]]], "test_videos": [[videos[1]]]}
+    os.makedirs(root, exist_ok=True)
+    (root / "UCF101v2-GT.pkl").write_bytes(pickle.dumps(data, protocol=2))
+    for video in videos:
+        write_video(root / f"videos/{video}.avi")
+    return {"train": [(0,), (0,)], "test": [(1,), (1,)]}, 2
+
+
 LAYOUTS = {
     name[5:]: fn
     for name, fn in globals().items()
@@ -329,7 +362,7 @@ def test_official_layout_loads_through_build_dataset(name, tmp_path):
         sample = ds[0]
         assert sample["video"].shape == (3, 4, 16, 16) and sample["video"].dtype == torch.float32
         assert sample["bad"] == 0 and sample["index"] == 0
-        if ds.task == "multilabel":
+        if ds.task in ("multilabel", "detection"):
             hot = [tuple(torch.nonzero(row).flatten().tolist()) for row in ds.targets]
             assert hot == expected[split]
             assert torch.equal(sample["label"], ds.targets[0])
@@ -417,7 +450,7 @@ def test_charades_clip_labels_and_frame_folders(tmp_path):
     early = build_dataset(
         "charades", tmp_path, "train", mode="test", clip_labels=True, num_frames=2, size=16
     )
-    assert early[0]["label"][0] == 0  # frames 5-6 (0.20-0.28 s) miss c000
+    assert early[0]["label"][0] == 1  # test targets stay video-level (clip-level: train only)
     inferred = build_dataset("charades", tmp_path, "train", num_classes="infer")
     assert inferred.num_classes == 3
     write_text(
@@ -551,19 +584,22 @@ def break_videos(root):
     write_video(root / names[7], num_frames=2)
 
 
-def test_bad_videos_are_replaced_counted_and_logged(tmp_path, caplog):
+def test_bad_videos_are_dropped_at_load_and_short_ones_replaced(tmp_path, caplog):
     break_videos(tmp_path)
-    ds = build_dataset("video_list", tmp_path, "train", **SMALL)
     with caplog.at_level("WARNING", logger="vidssl.data"):
-        samples = [ds[i] for i in range(8)]
-    for i, sample in enumerate(samples):
+        ds = build_dataset("video_list", tmp_path, "train", **SMALL)
+        samples = [ds[i] for i in range(len(ds))]
+    # missing (3) and unprobeable (4, 5, 6) files are dropped when the dataset is built
+    assert [os.path.basename(r.path) for r in ds.records] == ["v0.mp4", "v1.mp4", "v2.mp4",
+                                                             "v7.mp4"]
+    assert "dropped 1 missing videos (1 of 8 samples), e.g." in caplog.text
+    assert "dropped 3 unreadable videos (3 of 7 samples), e.g." in caplog.text
+    for i, sample in enumerate(samples):  # the short v7 is replaced (video_list's policy)
         assert sample["video"].shape == (3, 4, 16, 16)
         assert (sample["bad"] == 0) == (i < 3)
         assert sample["label"] == sample["index"] and sample["index"] < 3
-    assert sum(s["bad"] for s in samples) >= 5
-    for i in (3, 4, 5, 7):
-        assert f"v{i}.mp4" in caplog.text
-    again = [ds[i] for i in range(8)]
+    assert samples[3]["bad"] >= 1 and "v7.mp4" in caplog.text
+    again = [ds[i] for i in range(len(ds))]
     assert [s["index"] for s in again] == [s["index"] for s in samples]  # seeded replacement
     loader = DataLoader(ds, batch_size=4)
     assert sum(int(batch["bad"].sum()) for batch in loader) == sum(s["bad"] for s in samples)

@@ -30,7 +30,11 @@ def test_severe_is_the_eight_benchmark_experiments_of_full_with_its_recipes():
     ssv2 = severe.recipe_for(severe.experiment("ssv2"))
     assert (ssv2.epochs, ssv2.milestones, ssv2.lr, ssv2.optimizer) == (
         22, [12, 17, 20], 1e-4, "adam")
-    assert len(full.experiments) == 21
+    assert len(full.experiments) == 24  # 23 runs + the actions-table Gym99 (same runs)
+    ava = full.recipe_for(full.experiment("ava"))  # SEVERE's AVA config: 32x2, SGD 0.1 x 32/64
+    assert (ava.num_frames, ava.frame_stride, ava.lr, ava.weight_decay, ava.milestones,
+            ava.epochs, ava.warmup_epochs, ava.jitter_scales) == (
+        32, 2, 0.05, 1e-7, [10, 15], 20, 5, [256, 320])
 
 
 def test_overrides_precedence_and_errors():

@@ -8,6 +8,7 @@ from vidssl import __version__
 
 TRAINING_FLAGS_HELP = "training flags shared by every command that trains"
 SEGMENTATION_COMMAND = "evaluate-segmentation"
+AVA_MAP_COMMAND = "evaluate-ava-map"
 
 
 def _add_training_flags(parser: argparse.ArgumentParser, out_default: str | None = None) -> None:
@@ -64,9 +65,17 @@ def cmd_world(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
+    import yaml
+
     from vidssl.data.check import check_dataset
 
-    ok, report = check_dataset(args.dataset, args.root, splits=args.split or None)
+    options = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--option {item!r}: expected KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value)
+    ok, report = check_dataset(args.dataset, args.root, splits=args.split or None, **options)
     print(report)
     return 0 if ok else 1
 
@@ -82,7 +91,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_suite(args.suite, checkpoint=args.checkpoint, format=args.format, model=args.model,
               data_root=args.data_root, out=args.out, seeds=args.seeds,
               device=args.device or "cpu", seed=args.seed or 0, max_steps=args.max_steps,
-              resume=args.resume, overrides=args.overrides, model_kwargs=args.model_kwargs)
+              resume=args.resume, overrides=args.overrides, model_kwargs=args.model_kwargs,
+              protocol=args.protocol)
     return 0
 
 
@@ -91,6 +101,23 @@ def cmd_evaluate_segmentation(args: argparse.Namespace) -> int:
 
     evaluate_segmentation(args.checkpoint, args.data, out=args.out, format=args.format,
                           model=args.model, device=args.device)
+    return 0
+
+
+def cmd_evaluate_ava_map(args: argparse.Namespace) -> int:
+    import math
+
+    from vidssl.evaluation.detection import ava_frame_map
+
+    result = ava_frame_map(args.groundtruth, args.detections, args.labelmap, args.excluded,
+                           max_detections_per_image=args.max_detections_per_image)
+    for name, ap in result["per_class"].items():
+        print(f"AP@0.5IOU {name}: " + ("no ground truth" if math.isnan(ap) else f"{ap:.4f}"))
+    skipped = {key: value for key, value in result.items()
+               if key.startswith(("skipped", "capped", "invalid")) and value}
+    if skipped:
+        print("skipped: " + ", ".join(f"{key}={value}" for key, value in skipped.items()))
+    print(f"mAP@0.5IOU: {result['mAP']:.4f} ({result['num_classes_evaluated']} classes)")
     return 0
 
 
@@ -182,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--dataset", required=True, help="dataset name, e.g. ucf101, gym99, ssv2")
     q.add_argument("--root", required=True, help="dataset root in its official layout")
     q.add_argument("--split", action="append", help="split to check (repeatable; default: all)")
+    q.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="adapter option (repeatable), e.g. fps=8 for a world ava_like")
     q.set_defaults(func=cmd_data_check)
 
     p = sub.add_parser("configs", help="the configs bundled with vidssl (pretraining, suites)")
@@ -209,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--out DIR [recipe.epochs=2 ...]. Segmentation: vidssl evaluate "
                                    "segmentation --checkpoint FILE --data DIR")
     p.add_argument("--suite", help="a bundled suite (severe, full, mini) or a YAML path")
+    p.add_argument("--protocol", choices=["paper", "validation"],
+                   help="paper: train on all of train, select on the test split, as published "
+                        "(default of severe/full); validation: select on 10%% of train held out "
+                        "(default of mini; unbiased). See docs/severe_protocol.md")
     p.add_argument("--checkpoint", help="vidssl or published checkpoint; omit for a scratch backbone")
     p.add_argument("--format", default="auto", help="checkpoint format (default: detect)")
     p.add_argument("--model", help="backbone name for published checkpoints or scratch, e.g. r2plus1d_18")
@@ -234,6 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="cpu")
     q.add_argument("--out", default=None, help="where to write segmentation.json")
     q.set_defaults(func=cmd_evaluate_segmentation)
+
+    # `vidssl evaluate ava-map ...` is routed here by main() (see AVA_MAP_COMMAND)
+    q = sub.add_parser(AVA_MAP_COMMAND, prog="vidssl evaluate ava-map",
+                       help="= `vidssl evaluate ava-map`: AVA frame mAP of a detections CSV",
+                       description="Frame-level AVA mAP at IoU 0.5 from the official CSV / "
+                                   "pbtxt files, as the ActivityNet evaluator computes it.")
+    q.add_argument("--groundtruth", required=True, help="e.g. ava_val_v2.2.csv")
+    q.add_argument("--detections", required=True,
+                   help="video_id,timestamp,x1,y1,x2,y2,action_id,score rows")
+    q.add_argument("--labelmap", required=True,
+                   help="e.g. ava_action_list_v2.2_for_activitynet_2019.pbtxt")
+    q.add_argument("--excluded", help="e.g. ava_val_excluded_timestamps_v2.2.csv")
+    q.add_argument("--max-detections-per-image", type=int, default=50,
+                   help="keep the top N detections of each keyframe (official 50; "
+                        "0 = all, as PySlowFast's evaluator)")
+    q.set_defaults(func=cmd_evaluate_ava_map)
 
     p = sub.add_parser("weights", help="inspect or convert published checkpoints")
     w_sub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
@@ -286,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["evaluate", "segmentation"]:
         argv = [SEGMENTATION_COMMAND, *argv[2:]]
+    if argv[:2] == ["evaluate", "ava-map"]:
+        argv = [AVA_MAP_COMMAND, *argv[2:]]
     args = build_parser().parse_args(argv)
     from vidssl.engine.distributed import shutdown
 

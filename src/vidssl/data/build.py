@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 
-from vidssl.data.datasets import ADAPTERS, Annotations, VideoClipDataset
+from vidssl.data.datasets import ADAPTERS, SHORT_VIDEOS, Annotations, VideoClipDataset
 from vidssl.data.metadata import DatasetIndex
 from vidssl.data.subsets import SEVERE_SUBSET_SEED, balanced_subset, random_subset
 
 BUILD_OPTIONS = ("cache_dir", "index_workers", "subset_seed")
+
+logger = logging.getLogger("vidssl.data")
 
 
 def load_annotations(name: str, root: str | os.PathLike, split: str, **options) -> Annotations:
@@ -40,7 +43,15 @@ def build_dataset(
     own split (e.g. UCF101 test list, SSv2 validation JSON, FineGym val).
     ``num_samples`` keeps a class-balanced subset of ``ceil(num_samples / num_classes)``
     videos per class (random for multi-label and counting data), seeded by
-    ``subset_seed`` (SEVERE's 99999).
+    ``subset_seed``; the default (99999) gives SEVERE's own subset
+    (:func:`~vidssl.data.subsets.balanced_subset`).
+
+    As SEVERE's loaders do, listed videos that do not exist are dropped before the subset is
+    drawn, and videos whose metadata cannot be read are dropped after indexing, each with a
+    warning (count and an example); ``vidssl data check`` lists them (keyframe detection
+    data excepted, whose adapters handle missing frames). ``short_videos``
+    defaults to the official loader's padding (``SHORT_VIDEOS``: ``loop`` for SEVERE's
+    action-recognition datasets, ``last`` for Charades and EPIC-100).
 
     Options: those of :class:`~vidssl.data.datasets.base.VideoClipDataset` (``num_frames``,
     ``frame_stride``, ``stride_jitter``, ``target_fps``, ``size``, ``decode_size``, ``mode``,
@@ -59,11 +70,23 @@ def build_dataset(
     if unknown:
         valid = sorted(_dataset_options(cls) | set(ADAPTERS[name].options) | set(BUILD_OPTIONS))
         raise TypeError(f"build_dataset({name!r}): unknown option(s) {unknown}; valid: {valid}")
+    if name in SHORT_VIDEOS:
+        opts.setdefault("short_videos", SHORT_VIDEOS[name])
+    # keyframe detection data (AVA, UCF101-24) keep their records: a missing video is an error
+    screen = annotations.task != "detection"
+    paths = dict.fromkeys(r.path for r in annotations.records)
+    missing = {path for path in paths if screen and not os.path.exists(path)}
+    if missing and len(missing) == len(paths):
+        raise FileNotFoundError(
+            f"{name}/{split}: none of the {len(paths)} listed videos exists (e.g. "
+            f"{next(iter(paths))}); check the dataset layout and video_ext"
+        )
+    annotations.records = drop_records(annotations.records, missing, f"{name}/{split}", "missing")
     if num_samples:
         seed = build_opts.get("subset_seed", SEVERE_SUBSET_SEED)
         targets = [r.label for r in annotations.records]
         if annotations.task == "classification":
-            keep = balanced_subset(targets, num_samples, seed, len(annotations.class_names) or None)
+            keep = balanced_subset(targets, num_samples, seed)
         else:
             keep = random_subset(len(targets), num_samples, seed)
         annotations.records = [annotations.records[i] for i in keep]
@@ -74,6 +97,22 @@ def build_dataset(
         backend=opts.get("backend", "pyav"),
         workers=build_opts.get("index_workers", 4),
     )
-    return cls(
-        annotations, index=index, name=name, split=split, **annotations.dataset_options, **opts
+    unreadable = set(index.errors) if screen else set()
+    annotations.records = drop_records(
+        annotations.records, unreadable, f"{name}/{split}", "unreadable"
     )
+    options = {**annotations.dataset_options, **opts}
+    return cls(annotations, index=index, name=name, split=split, **options)
+
+
+def drop_records(records: list, bad_paths: set[str], where: str, kind: str) -> list:
+    """``records`` without those of ``bad_paths``, with one warning naming how many videos
+    were dropped and an example."""
+    if not bad_paths:
+        return records
+    kept = [r for r in records if r.path not in bad_paths]
+    logger.warning(
+        "%s: dropped %d %s videos (%d of %d samples), e.g. %s",
+        where, len(bad_paths), kind, len(records) - len(kept), len(records), min(bad_paths),
+    )
+    return kept

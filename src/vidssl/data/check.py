@@ -2,8 +2,9 @@
 
 For each split: parse the official annotations, count videos per class, and open every
 video (metadata, then decode its last frame, which catches truncated files). The report
-lists missing and undecodable files by name; ``ok`` is False when any split fails to
-parse, is empty, or has a missing or undecodable video.
+lists missing and undecodable files by name (``build_dataset`` drops missing files and files
+whose metadata cannot be read, as SEVERE's loaders drop missing ones); ``ok`` is False when
+any split fails to parse, is empty, or has a missing or undecodable video.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def _class_counts(annotations: Annotations) -> list[str]:
     if annotations.task == "multilabel":
         counts = Counter(c for r in records for c in r.label)
         title = "  videos per class (multi-label)"
+    elif annotations.task == "detection":
+        counts = Counter(c for r in records for box in r.meta["labels"] for c in box)
+        title = "  boxes per class"
+        if not counts:  # AVA's test keyframes: detector boxes, scored against the GT CSV
+            boxes = sum(len(r.meta["boxes"]) for r in records)
+            return [f"  {boxes} unlabelled (detected) boxes on {len(records)} keyframes"]
     else:
         counts = Counter(r.label for r in records)
         title = "  videos per class"
@@ -84,6 +91,9 @@ def check_split(
         )
     ]
     lines += _class_counts(annotations)
+    skipped = annotations.dataset_options.get("skipped")
+    if skipped:  # detection adapters count what they clipped, skipped or added
+        lines.append("  " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in skipped.items()))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         problems = dict(zip(paths, pool.map(lambda p: video_problem(p, backend), paths)))
     ok = bool(annotations.records)
@@ -93,7 +103,8 @@ def check_split(
         bad = [(p, problem[1]) for p, problem in problems.items() if problem and problem[0] == kind]
         if bad:
             ok = False
-            lines.append(f"  {kind} videos: {len(bad)} of {len(paths)}")
+            note = " (dropped when the dataset is built)" if kind == "missing" else ""
+            lines.append(f"  {kind} videos: {len(bad)} of {len(paths)}{note}")
             lines += [f"    {path}: {why}" for path, why in bad[:SHOWN_PER_KIND]]
             if len(bad) > SHOWN_PER_KIND:
                 lines.append(f"    ... and {len(bad) - SHOWN_PER_KIND} more")

@@ -29,20 +29,24 @@ def balanced_subset(
     seed: int = SEVERE_SUBSET_SEED,
     num_classes: int | None = None,
 ) -> list[int]:
-    """Indices of a class-balanced subset: ``ceil(num_samples / num_classes)`` per class.
+    """Indices of SEVERE's class-balanced subset (``datasets/utils.py:get_subset_data``).
 
-    ``num_classes`` defaults to the number of distinct targets. Each class's videos are
-    shuffled with one ``numpy`` RNG seeded by ``seed``; the result is sorted.
+    ``k = ceil(num_samples / C)`` with ``C`` = ``num_classes``, by default the number of
+    distinct targets (``len(set(annotations))``). One ``np.random.RandomState(seed)`` visits
+    the classes in ascending order and draws ``choice(n_c, min(k, n_c), replace=False)``
+    positions among class ``c``'s videos, in list order; a class with ``n_c <= k`` videos
+    is kept whole. The default seed (99999) gives exactly SEVERE's fixed subset; another seed
+    gives a per-seed subset drawn the same way. The result is sorted.
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     groups = _by_class(targets)
     per_class = math.ceil(num_samples / (num_classes or len(groups)))
-    rng = np.random.default_rng(seed)
+    random_state = np.random.RandomState(seed)
     chosen = []
     for members in groups.values():
-        order = rng.permutation(len(members))[:per_class]
-        chosen.extend(members[i] for i in order)
+        picked = random_state.choice(len(members), min(per_class, len(members)), replace=False)
+        chosen.extend(members[i] for i in picked)
     return sorted(chosen)
 
 

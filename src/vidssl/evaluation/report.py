@@ -214,6 +214,7 @@ def render_markdown(blocks: list[dict], plots: dict[str, str], title: str) -> st
     suites = sorted({b["suite"]["name"] for b in blocks})
     description = blocks[0]["suite"].get("description", "")
     lines += [f"Suite: `{', '.join(suites)}`. {description}".rstrip(), ""]
+    lines += _evaluation_protocol(blocks)
     lines += _protocol_notes(blocks) + [""]
     lines += ["| Method | Backbone | Checkpoint | Seeds |", "|---|---|---|---|"]
     for block in blocks:
@@ -296,6 +297,30 @@ def render_markdown(blocks: list[dict], plots: dict[str, str], title: str) -> st
         lines += ["## Failed experiments", ""]
         lines += [f"- {m} / {n}: {error}" for m, n, error in failed] + [""]
     return "\n".join(lines)
+
+
+def _evaluation_protocol(blocks: list[dict]) -> list[str]:
+    """The header lines naming the evaluation protocol (paper or validation) of each run and
+    the per-method recipe variants applied."""
+    lines = []
+    protocols = {b["protocol"]["name"]: b["protocol"]["description"] for b in blocks
+                 if b.get("protocol")}
+    for name, description in protocols.items():
+        users = [b["name"] for b in blocks if (b.get("protocol") or {}).get("name") == name]
+        who = "" if len(protocols) == 1 else f" ({', '.join(users)})"
+        lines += [f"**Protocol: {name}**{who}: {description}", ""]
+    variants = [(b["name"], b["variant"]) for b in blocks
+                if (b.get("variant") or {}).get("experiments")
+                and b["variant"]["name"] != "vit"]  # the ViT protocol is named below
+    for method, variant in variants:
+        lines.append(f"- {method}: SEVERE's `{variant['name']}` recipe variant on "
+                     f"{', '.join(variant['experiments'])}.")
+    vit_rows = [(b["name"], b["vit_protocol"]) for b in blocks if b.get("vit_protocol")]
+    for method, kinds in vit_rows:
+        runs = ", ".join(f"{name} ({kind})" for name, kind in kinds.items())
+        lines.append(f"- {method}: the ViT protocol (VideoMAE / SIGMA recipe, "
+                     f"docs/vit_protocol.md) on {runs}.")
+    return lines + ([""] if variants or vit_rows else [])
 
 
 def _protocol_notes(blocks: list[dict]) -> list[str]:

@@ -28,14 +28,30 @@ import yaml
 from torch import nn
 
 from vidssl.config import to_dict
+from vidssl.engine import distributed as D
 from vidssl.engine.logging import console
+from vidssl.evaluation.action_detection import run_detection
 from vidssl.evaluation.finetune import finetune
 from vidssl.evaluation.frozen import FeatureSplits, knn_classify, linear_probe
 from vidssl.evaluation.inference import extract_features
 from vidssl.evaluation.report import summarize, write_report
 from vidssl.evaluation.splits import ExperimentSplits
-from vidssl.evaluation.suite import Experiment, Recipe, Suite, load_suite
+from vidssl.evaluation.suite import (
+    EVALUATION_PROTOCOLS,
+    SCRATCH,
+    VIT,
+    Experiment,
+    Recipe,
+    Suite,
+    load_suite,
+)
 from vidssl.evaluation.tasks import build_task
+from vidssl.evaluation.vit_protocol import (
+    is_vit,
+    load_vit_state,
+    vit_build_kwargs,
+    vit_protocol_kind,
+)
 
 
 class BackboneSource:
@@ -57,9 +73,12 @@ class BackboneSource:
         self.checkpoint = str(checkpoint) if checkpoint else None
         self.module: nn.Module | None = model if isinstance(model, nn.Module) else None
         self.load_report = ""
+        self.format: str | None = None  # the checkpoint's format, as loaded
         if self.module is not None:
             if self.checkpoint:
-                self.load_report = str(load_pretrained(self.module, self.checkpoint, format))
+                report = load_pretrained(self.module, self.checkpoint, format)
+                self.load_report = str(report)
+                self.format = _method_format(self.checkpoint, _format_name(report))
             self.spec = {"name": type(self.module).__name__, "kwargs": {}}
             self.state = self.module.state_dict()
             return
@@ -77,6 +96,8 @@ class BackboneSource:
                              "(--model NAME, random init)")
         self.spec["kwargs"] = {k: v for k, v in self.spec["kwargs"].items() if k != "num_classes"}
         self.load_report = str(report) if report is not None else ""
+        self.format = (_method_format(self.checkpoint, _format_name(report))
+                       if report is not None else None)
         learnable = any(True for _ in backbone.parameters())
         self.state = backbone.state_dict() if self.checkpoint or not learnable else None
 
@@ -102,6 +123,17 @@ class BackboneSource:
             return "random init"
         return "as given" if self.module is not None else "no parameters"
 
+    @property
+    def variant(self) -> str | None:
+        """Which per-method recipe changes of a suite apply (``Suite.resolved``): ``scratch``
+        for a random init, else the checkpoint's format (``tclr``, ``avid_cma``...); every
+        ViT gets ``vit``, the VideoMAE / SIGMA fine-tuning recipe (docs/vit_protocol.md)."""
+        if is_vit(self.model_name):
+            return VIT
+        if self.initialization == "random init":
+            return SCRATCH
+        return self.format
+
     def default_name(self) -> str:
         """Report row name: from the checkpoint, ``scratch`` for a random init, else the
         backbone's name."""
@@ -120,15 +152,34 @@ class BackboneSource:
         from vidssl.models import build_backbone
 
         kwargs = dict(self.spec["kwargs"])
-        if self.model_name.startswith("vit"):
-            kwargs.update(img_size=recipe.size, num_frames=recipe.num_frames)
+        vit = is_vit(self.model_name)
+        if vit:
+            kwargs.update(vit_build_kwargs(recipe))
         model = build_backbone(self.model_name, **kwargs)
-        if self.state is not None:
+        if self.state is not None and vit:
+            load_vit_state(model, self.state)
+        elif self.state is not None:
             own = model.state_dict()
             heads = tuple(model.head_keys()) if hasattr(model, "head_keys") else ()
             model.load_state_dict({k: v for k, v in self.state.items()
                                    if k in own or not k.startswith(heads)})
         return model
+
+
+def _format_name(report) -> str:
+    """The format's name in a ``LoadReport`` (``"tclr (TCLR)"`` -> ``"tclr"``)."""
+    return report.format.split(" (")[0]
+
+
+def _method_format(path: str, loaded: str) -> str:
+    """The checkpoint format that names the method: a published file's own, or for a file
+    converted by ``vidssl weights convert`` the format of its source."""
+    from vidssl.models.checkpoints import VIDSSL_FORMAT, read_checkpoint
+
+    if loaded != VIDSSL_FORMAT:
+        return loaded
+    source = read_checkpoint(path).get("source") or {}
+    return str(source.get("format") or loaded)
 
 
 def method_name(checkpoint: str | None) -> str:
@@ -192,9 +243,28 @@ def run_experiment(experiment: Experiment, recipe: Recipe, source: BackboneSourc
         raise ValueError(f"experiment {experiment.name}: metric {metric!r} is not one of the "
                          f"{task.name} metrics {task.metric_names}")
     started = time.perf_counter()
-    splits = ExperimentSplits(experiment, recipe, task, data_root, seed)
+    detection_task = task.name == "detection"  # boxes travel with the clips: its own protocol
+    splits = None if detection_task else ExperimentSplits(experiment, recipe, task, data_root,
+                                                          seed)
     backbone = source.make(seed, recipe)
-    if recipe.protocol == "finetune":
+    anchor_counter = task.name == "counting" and recipe.counting_head == "anchor"
+    if detection_task:
+        outcome, sizes = run_detection(experiment, recipe, task, backbone, data_root=data_root,
+                                       run_dir=run_dir, seed=seed, device=device,
+                                       max_steps=max_steps, resume=resume, progress=progress,
+                                       keep_checkpoints=keep_checkpoints)
+        selection = "last"
+    elif recipe.protocol == "finetune" and anchor_counter:
+        from vidssl.evaluation.counting_protocol import counting_sets, finetune_counter
+
+        train, select, test = counting_sets(splits)
+        outcome = finetune_counter(backbone, train, select, test, recipe, run_dir, seed=seed,
+                                   device=device, max_steps=max_steps, resume=resume,
+                                   progress=progress, keep_checkpoints=keep_checkpoints)
+        selection = splits.select_role or "last"
+        sizes = {"train": len(splits.train_index), "select": len(select.items) if select else 0,
+                 "test": len(test)}
+    elif recipe.protocol == "finetune":
         train, select, test = splits.finetune_sets()
         outcome = finetune(backbone, task, train, select, test, recipe, run_dir, metric=metric,
                            seed=seed, device=device, max_steps=max_steps, resume=resume,
@@ -206,12 +276,13 @@ def run_experiment(experiment: Experiment, recipe: Recipe, source: BackboneSourc
         features, bad = _frozen_features(splits, backbone, source, task, recipe, seed, device,
                                          cache or FeatureCache(), progress)
         reference = task.prepare(splits.reference, train=False, seed=seed)  # num_classes
+        # every rank holds all features (gathered); the probe is fitted once, on rank 0
         if recipe.protocol == "linear":
-            outcome = linear_probe(task, features, reference, recipe, metric=metric, seed=seed,
-                                   device=device)
+            outcome = D.run_on_main(linear_probe, task, features, reference, recipe,
+                                    metric=metric, seed=seed, device=device)
             selection = splits.select_role or "last"
         else:
-            outcome = knn_classify(task, features, reference, recipe)
+            outcome = D.run_on_main(knn_classify, task, features, reference, recipe)
             selection = "none"
         outcome["bad_samples"] = bad
         sizes = {"train": len(features.train), "test": len(features.test),
@@ -220,6 +291,7 @@ def run_experiment(experiment: Experiment, recipe: Recipe, source: BackboneSourc
             "metrics": outcome["metrics"], "metric": metric, "selection": selection,
             "selected": outcome["selected"], "selection_score": outcome["selection_score"],
             "videos": sizes, "bad_samples": outcome.get("bad_samples", 0),
+            **({"detection": outcome["detection"]} if "detection" in outcome else {}),
             "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -276,54 +348,71 @@ def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, f
               seed: int = 0, max_steps: int | None = None, resume: str | None = None,
               overrides: list[str] | tuple[str, ...] = (), progress: bool = True,
               name: str | None = None, model_kwargs: dict | None = None,
-              keep_checkpoints: bool = False, fail_fast: bool = False) -> dict:
+              keep_checkpoints: bool = False, fail_fast: bool = False,
+              protocol: str | None = None) -> dict:
     """Evaluate one backbone on every experiment of ``suite`` with seeds ``seed .. seed+seeds-1``
     and write the report into ``out``. Returns the method block of ``results.json``.
+
+    ``protocol``: ``paper`` or ``validation`` (``EVALUATION_PROTOCOLS``; default: the suite's
+    own). The suite's recipes are resolved for this backbone's variant (``scratch``, or the
+    checkpoint's format): SEVERE's per-method recipe changes.
 
     ``checkpoint=None`` with a ``model`` name evaluates a randomly initialized backbone.
     ``resume="auto"`` continues interrupted fine-tunings; finished experiments are always
     reused. A failing experiment is recorded (and reported) and the suite goes on, unless
     ``fail_fast``.
+
+    Under torchrun every rank runs this: fine-tuning is DDP on the same global batch, feature
+    extraction and test inference are sharded, probes are fitted on rank 0, and only rank 0
+    writes files (the other ranks wait for it). One rank cannot tell the others that it failed,
+    so there a failing experiment stops the run; rerunning with ``resume="auto"`` goes on.
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise RuntimeError("vidssl evaluate runs in a single process (one device); launch it "
-                           "without torchrun")
+    device = str(D.init_distributed(device))
+    main = D.is_main_process()
+    say = console.print if main else _silent
     if resume not in (None, "auto"):
         raise ValueError(f"resume={resume!r}: suite evaluation resumes per experiment; use 'auto'")
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     suite = suite if isinstance(suite, Suite) else load_suite(suite, overrides)
     source = BackboneSource(checkpoint, format, model, model_kwargs)
+    if suite.layers:
+        suite = suite.resolved(protocol, source.variant)
+    elif protocol is not None:
+        raise ValueError(f"protocol={protocol!r}: this Suite was built without recipe layers")
     name = name or source.default_name()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_suite(suite, out / "suite.yaml")
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_suite(suite, out / "suite.yaml")
     seed_list = list(range(seed, seed + seeds))
-    console.print(f"[bold]{name}[/]: suite {suite.name}, {len(suite.experiments)} experiments x "
-                  f"{seeds} seed(s) -> {out}")
+    say(f"[bold]{name}[/]: suite {suite.name}, {len(suite.experiments)} experiments x "
+        f"{seeds} seed(s) -> {out}"
+        + (f", {D.get_world_size()} processes" if D.get_world_size() > 1 else ""))
     if source.load_report:
-        console.print(source.load_report)
+        say(source.load_report)
 
-    cache, experiments, started = FeatureCache(), {}, time.perf_counter()
-    total, position = len(suite.experiments) * seeds, 0
+    cache, experiments, runs, started = FeatureCache(), {}, {}, time.perf_counter()
+    total = sum(not e.same_runs_as for e in suite.experiments) * seeds
+    position = 0
     for experiment in suite.experiments:
         recipe = suite.recipe_for(experiment)
+        if experiment.same_runs_as:  # another metric of an earlier experiment's runs
+            experiments[experiment.name] = _aggregate(experiment, recipe,
+                                                      runs[experiment.same_runs_as])
+            continue
         fingerprint = _fingerprint(experiment, recipe, source, max_steps)
         records = []
         for s in seed_list:
             position += 1
             run_dir = out / "experiments" / experiment.name / f"seed_{s}"
             tag = f"[{position}/{total}] {experiment.name} ({recipe.protocol}, seed {s})"
-            record = _finished(run_dir, fingerprint)
+            record = D.run_on_main(_prepare_run_dir, run_dir, fingerprint, resume)
             if record is not None:
-                console.print(f"{tag}: done before, reused")
+                say(f"{tag}: done before, reused")
                 records.append(record)
                 continue
-            if run_dir.exists() and (resume is None or _stale(run_dir, fingerprint)):
-                shutil.rmtree(run_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "fingerprint").write_text(fingerprint)
-            console.print(f"{tag} ...")
+            say(f"{tag} ...")
             try:
                 record = run_experiment(experiment, recipe, source, data_root=data_root,
                                         run_dir=run_dir, seed=s, device=device,
@@ -332,7 +421,7 @@ def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, f
             except KeyboardInterrupt:
                 raise
             except Exception as error:  # recorded, reported, and the suite goes on
-                if fail_fast:
+                if fail_fast or D.get_world_size() > 1:
                     raise
                 record = {"status": "failed", "experiment": experiment.name, "seed": s,
                           "error": f"{type(error).__name__}: {error}"}
@@ -341,27 +430,55 @@ def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, f
                 records.append(record)
                 continue
             record["fingerprint"] = fingerprint
-            _write_json(run_dir / "result.json", record)
+            if main:
+                _write_json(run_dir / "result.json", record)
             records.append(record)
             shown = ", ".join(f"{k} {v:.3f}" if k == "mae" else f"{k} {v:.1f}"
                               for k, v in record["metrics"].items())
-            console.print(f"{tag}: {shown} ({record['seconds']:.1f} s)")
+            say(f"{tag}: {shown} ({record['seconds']:.1f} s)")
+        runs[experiment.name] = records
         experiments[experiment.name] = _aggregate(experiment, recipe, records)
 
     block = {"name": name, "suite": {"name": suite.name, "description": suite.description,
                                      "source": suite.source},
+             "protocol": {"name": suite.protocol,
+                          "description": EVALUATION_PROTOCOLS[suite.protocol]},
+             "variant": {"name": source.variant,
+                         "experiments": suite.variant_experiments(source.variant)},
+             "vit_protocol": {e.name: vit_protocol_kind(suite.recipe_for(e))
+                              for e in suite.experiments
+                              if vit_protocol_kind(suite.recipe_for(e))},
              "benchmark": suite.benchmark, "checkpoint": source.checkpoint,
              "initialization": source.initialization,
              "model": source.model_name, "model_kwargs": source.spec["kwargs"],
              "load_report": source.load_report, "seeds": seed_list, "device": device,
-             "max_steps": max_steps, "experiments": experiments}
+             "processes": D.get_world_size(), "max_steps": max_steps, "experiments": experiments}
+    if not main:  # rank 0 writes the report; the others wait for it and return its block
+        return D.broadcast_object(None)
     files = write_report([block], out, title=f"SEVERE evaluation of {name}: suite {suite.name}")
     failed = [n for n, e in experiments.items() if e["status"] != "done"]
     console.print(f"suite {suite.name} finished in {time.perf_counter() - started:.0f} s: "
                   f"{len(experiments) - len(failed)} experiments done"
                   + (f", [red]{len(failed)} failed: {', '.join(failed)}[/]" if failed else "")
                   + f"; report {files['markdown']}")
-    return block
+    return D.broadcast_object(block)
+
+
+def _silent(*args, **kwargs) -> None:
+    """``console.print`` of the ranks other than 0."""
+
+
+def _prepare_run_dir(run_dir: Path, fingerprint: str, resume: str | None) -> dict | None:
+    """The finished record of ``run_dir`` if it is still valid; else make the folder ready for
+    a (resumed or fresh) run and return ``None``. Rank 0 only."""
+    record = _finished(run_dir, fingerprint)
+    if record is not None:
+        return record
+    if run_dir.exists() and (resume is None or _stale(run_dir, fingerprint)):
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "fingerprint").write_text(fingerprint)
+    return None
 
 
 def _finished(run_dir: Path, fingerprint: str) -> dict | None:
@@ -385,6 +502,7 @@ def _stale(run_dir: Path, fingerprint: str) -> bool:
 
 def _write_suite(suite: Suite, path: Path) -> None:
     data = {"name": suite.name, "description": suite.description, "benchmark": suite.benchmark,
+            "protocol": suite.protocol, "variant": suite.variant,
             "experiments": [{**to_dict(e), "recipe_resolved": to_dict(suite.recipe_for(e))}
                             for e in suite.experiments]}
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -1,11 +1,13 @@
 """Which videos of an experiment train, select and test, for one seed.
 
 The selection split is carved from the *full* training split (seeded, class-stratified via
-``vidssl.data.subsets.split_train_val``); a sample-size experiment then draws its
-class-balanced ``num_samples`` training videos from the rest (SEVERE's rule,
-``ceil(N / num_classes)`` per class), so it trains on exactly N videos and its validation
-videos are never training videos. With ``selection: test`` the test split selects (SEVERE's
-original, optimistic protocol); with ``selection: last`` nothing does.
+``vidssl.data.subsets.split_train_val``). A sample-size experiment trains on
+``ceil(N / num_classes)`` videos per class: by default (``subset: official``) SEVERE's own
+fixed subset of the whole training split (``balanced_subset``, seed 99999), its validation
+videos then being the held-out ones outside it; with ``subset: per_seed`` a subset drawn with
+the run's seed from the videos left for training. Either way validation videos are never
+training videos. With ``selection: test`` the test split selects (SEVERE's original,
+optimistic protocol); with ``selection: last`` nothing does.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from vidssl.evaluation.suite import Experiment, Recipe
+from vidssl.evaluation.suite import NORMALIZATIONS, Experiment, Recipe
 from vidssl.evaluation.tasks import Task
 
 
@@ -125,6 +127,8 @@ class ExperimentSplits:
         options = {"num_frames": r.num_frames, "target_fps": r.target_fps, "size": r.size}
         if r.frame_stride is not None:
             options["frame_stride"] = r.frame_stride
+        if r.sampling is not None:
+            options["sampling"] = r.sampling
         return {**options, **self.experiment.dataset_options}
 
     def key(self, split: str, mode: str, views: int, crops: int = 1) -> tuple:
@@ -135,6 +139,40 @@ class ExperimentSplits:
         return (self.experiment.dataset, str(self.root.resolve()), split, mode, views, crops,
                 tuple(sorted((k, repr(v)) for k, v in self.clip_options().items())))
 
+    def transform(self, mode: str, crops: int = 1):
+        """Frames -> clip tensor: the recipe's training augmentation (train mode) or the test
+        view, in the backbone's input convention (ImageNet-normalized or [0, 1]; RGB or BGR)."""
+        from vidssl.data.transforms import (
+            Compose,
+            FramesToClip,
+            Normalize,
+            RandomHorizontalFlip,
+            ReverseChannels,
+            ShortSideJitterCrop,
+            test_transform,
+            train_transform,
+        )
+
+        r = self.recipe
+        statistics = NORMALIZATIONS[r.normalize]
+        norm = {"normalize": False} if statistics is None else dict(
+            zip(("mean", "std"), statistics))
+        if mode == "train" and r.train_augmentation == "resized_crop":
+            steps = train_transform(r.size, scale=tuple(r.crop_scale), **norm)
+        elif mode == "train" and r.train_augmentation == "short_side_jitter":
+            crop = ShortSideJitterCrop(r.size, r.jitter_scales, r.jitter_inverse_uniform)
+            steps = Compose([FramesToClip(), crop, RandomHorizontalFlip()]
+                            + ([Normalize(*statistics)] if statistics else []))
+        elif mode == "train" and r.train_augmentation == "videomae":
+            from vidssl.evaluation.vit_protocol import videomae_train_transform
+
+            steps = videomae_train_transform(r, statistics)
+        else:
+            steps = test_transform(r.size, resize=r.test_short_side, num_crops=crops, **norm)
+        if r.channel_order == "bgr":
+            steps = Compose([steps, ReverseChannels()])
+        return steps
+
     def build(self, split: str, mode: str, views: int, crops: int = 1, ranged: bool = True
               ) -> Dataset:
         """``views`` clips (uniformly spaced in test mode) x ``crops`` crops per video, only
@@ -142,13 +180,9 @@ class ExperimentSplits:
         key = self.key(split, mode, views, crops)
         views, crops = key[4], key[5]
         if key not in self._built:
-            if mode == "train":
-                from vidssl.data.transforms import train_transform
-
-                mode_options = {"transform": train_transform(
-                    self.recipe.size, scale=tuple(self.recipe.crop_scale))}
-            else:
-                mode_options = {"seed": self.seed, **({"num_crops": crops} if crops > 1 else {})}
+            mode_options = {"transform": self.transform(mode, crops)}
+            if mode != "train":
+                mode_options.update(seed=self.seed, **({"num_crops": crops} if crops > 1 else {}))
             self._built[key] = self.builder(
                 self.experiment.dataset, str(self.root), split, mode=mode, num_views=views,
                 **mode_options, **self.clip_options())
@@ -160,7 +194,12 @@ class ExperimentSplits:
         return dataset
 
     def _plan(self, reference: Dataset) -> tuple[list[int], list[int] | None]:
-        from vidssl.data.subsets import balanced_subset, random_subset, split_train_val
+        from vidssl.data.subsets import (
+            SEVERE_SUBSET_SEED,
+            balanced_subset,
+            random_subset,
+            split_train_val,
+        )
 
         targets = list(reference.targets)
         everything = list(range(len(targets)))
@@ -172,13 +211,19 @@ class ExperimentSplits:
             train = everything
         if self.experiment.num_samples:
             n = self.experiment.num_samples
+            official = self.experiment.subset == "official"
+            pool = everything if official else train
+            seed = SEVERE_SUBSET_SEED if official else self.seed
             if getattr(reference, "task", "classification") == "classification":
                 # ceil(N / C) per class, C = classes that have training videos (all of them
                 # on real data; the world's gym_like fills 16 of Gym99's 99 label ids)
-                chosen = balanced_subset([targets[i] for i in train], n, seed=self.seed)
+                chosen = balanced_subset([targets[i] for i in pool], n, seed=seed)
             else:
-                chosen = random_subset(len(train), n, seed=self.seed)
-            train = sorted(train[int(i)] for i in chosen)
+                chosen = random_subset(len(pool), n, seed=seed)
+            train = sorted(pool[int(i)] for i in chosen)
+            if select is not None:
+                kept = set(train)
+                select = [i for i in select if i not in kept]
         if not train:
             raise ValueError(
                 f"experiment {self.experiment.name}: no training videos in {self.root}")
@@ -196,12 +241,12 @@ class ExperimentSplits:
         select = None
         if self.select_role == "val":
             val = subset(self.build(e.train_split, "test", r.val_clips), self.select_index)
-            select = task.prepare(val, train=False, seed=self.seed)
-        test = task.prepare(self.build(e.test_split, "test", r.test_clips, r.test_crops),
-                            train=False, seed=self.seed)
+            select = task.prepare_finetune_eval(val, seed=self.seed)
+        test = task.prepare_finetune_eval(
+            self.build(e.test_split, "test", r.test_clips, r.test_crops), seed=self.seed)
         if self.select_role == "test":
-            select = task.prepare(self.build(e.test_split, "test", r.val_clips), train=False,
-                                  seed=self.seed)
+            select = task.prepare_finetune_eval(self.build(e.test_split, "test", r.val_clips),
+                                                seed=self.seed)
         return train, select, test
 
     def feature_sources(self) -> dict[str, tuple[tuple, Dataset, list[int] | None, int]]:

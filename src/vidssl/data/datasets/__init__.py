@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vidssl.data.datasets import (
+    ava,
     charades,
     diving48,
     epic100,
@@ -19,6 +20,7 @@ from vidssl.data.datasets import (
     kinetics400,
     ntu60,
     ssv2,
+    ucf24,
     ucf101,
     ucfrep,
     video_folder,
@@ -47,12 +49,29 @@ ADAPTERS: dict[str, Adapter] = {
     "charades": Adapter(charades.load, charades.OPTIONS),
     "ucfrep": Adapter(ucfrep.load, ucfrep.OPTIONS),
     "diving48": Adapter(diving48.load, diving48.OPTIONS),
+    "ava": Adapter(ava.load, ava.OPTIONS),
+    "ucf24": Adapter(ucf24.load, ucf24.OPTIONS),
     "video_list": Adapter(video_list.load, video_list.OPTIONS),
     "video_folder": Adapter(video_folder.load, video_folder.OPTIONS),
 }
 
+# How each dataset's official loader fills a clip longer than the video (``short_videos``
+# default of ``build_dataset``): SEVERE's action_recognition loaders decode the whole short
+# video and loop its frames (``preprocessing.py``, ``pad_missing=True``); the PySlowFast
+# loaders (Charades, EPIC-100) clamp frame indices to the last frame. Datasets not listed
+# replace a short video with another (``VideoClipDataset``'s default).
+SHORT_VIDEOS: dict[str, str] = {
+    **dict.fromkeys(
+        ("ucf101", "hmdb51", "kinetics400", "ssv2", "ntu60", "diving48", *finegym.VARIANTS),
+        "loop",
+    ),
+    "charades": "last",
+    "epic100_verbs": "last",
+}
+
 __all__ = [
     "ADAPTERS",
+    "SHORT_VIDEOS",
     "Adapter",
     "AnnotationError",
     "Annotations",

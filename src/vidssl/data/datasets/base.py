@@ -10,10 +10,12 @@ clip and augmentation depend only on ``(seed, epoch, index)`` (call ``set_epoch`
 epoch); with ``seed=None`` they come from torch's global RNG, which DataLoader seeds per
 worker and per epoch, so runs repeat given ``torch.manual_seed``.
 
-Bad videos. A missing, empty, truncated or non-video file, or a video shorter than the
-clip when ``short_videos="replace"``, is replaced by another record drawn with a seeded
+Bad videos. ``build_dataset`` drops listed files that are missing or whose metadata cannot
+be read, with a warning. A file that fails later (e.g. truncated), or a video shorter than
+the clip when ``short_videos="replace"``, is replaced by another record drawn with a seeded
 RNG; the sample's ``bad`` field counts the failed attempts (sum it over an epoch) and
-each bad file is logged once per process by name.
+each bad file is logged once per process by name. ``loop`` and ``last`` pad a short video
+instead (SEVERE's loaders loop, PySlowFast's clamp; ``build_dataset`` picks the dataset's).
 """
 
 from __future__ import annotations

@@ -10,9 +10,12 @@ Layout (``root``)::
 The target is a multi-hot float vector over ``num_classes``: by default the length of
 the classes file when present, else 157; ``"infer"`` takes the largest class id in the
 CSVs + 1; an int fixes it. By default the target holds every action of the video
-(Charades' video-level classification); with ``clip_labels=True`` only the actions
-whose interval overlaps the sampled clip. Train clips are taken anywhere in the video. Frame folders are read at ``frames_fps`` (24,
-Charades' extraction rate). Splits: ``train``, ``val``/``test`` -> test.
+(Charades' video-level classification); with ``clip_labels=True`` a train-mode clip's target
+holds only the actions whose interval overlaps the span from its first to its last frame
+(PySlowFast's ``aggregate_labels`` over the clip's frames), while test-mode targets stay
+video-level, as in PySlowFast. Train clips are taken anywhere in the video. Frame folders are
+read at ``frames_fps`` (24, Charades' extraction rate). Splits: ``train``, ``val``/``test``
+-> test.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ class CharadesDataset(VideoClipDataset):
 
     def target(self, record, info, views):
         label = torch.zeros(self.num_classes)
-        if not self.clip_labels:
+        if not self.clip_labels or self.mode != "train":
             label[list(record.label)] = 1.0
             return {"label": label}
         fps = record.meta.get("fps", info.fps)

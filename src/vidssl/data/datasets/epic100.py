@@ -13,13 +13,18 @@ classes file when present, else ``num_classes`` (default: inferred as the larges
 ``verb_class`` + 1 over train and the split), named by the CSV's ``verb`` column.
 Splits: ``train``, ``val``/``test`` -> validation. Options: ``video_ext`` (default
 ``MP4``), ``num_classes``.
+
+Nouns: when the CSV has the official ``noun_class`` column, every sample also carries
+``noun`` (the authors train verb and noun heads jointly); ``dataset.num_nouns`` comes from
+``EPIC_100_noun_classes.csv`` when present, else the largest ``noun_class`` + 1 over train
+and the split.
 """
 
 from __future__ import annotations
 
 import os
 
-from vidssl.data.datasets.base import AnnotationError, Annotations, VideoRecord
+from vidssl.data.datasets.base import AnnotationError, Annotations, VideoClipDataset, VideoRecord
 from vidssl.data.datasets.formats import official_split, parse_int, read_csv
 
 SPLITS = {"train": "train", "val": "validation", "test": "validation"}
@@ -44,12 +49,38 @@ def _read_segments(path: str, root: str, video_ext: str) -> tuple[list[VideoReco
         video = os.path.join(
             root, "videos", row["participant_id"], f"{row['video_id']}.{video_ext.lstrip('.')}"
         )
-        records.append(VideoRecord(video, label, start=first - 1, stop=last))
+        meta = {}
+        if row.get("noun_class") not in (None, ""):
+            meta["noun"] = parse_int(row["noun_class"], path, number, "noun_class")
+        records.append(VideoRecord(video, label, start=first - 1, stop=last, meta=meta))
         verbs.setdefault(label, row.get("verb") or f"verb_{label}")
     return records, verbs
 
 
-def _read_verb_classes(path: str) -> list[str]:
+class EpicDataset(VideoClipDataset):
+    """Verb clips that also return the segment's ``noun`` class (when annotated)."""
+
+    def __init__(self, annotations: Annotations, *, num_nouns: int = 0, **options):
+        super().__init__(annotations, **options)
+        self.num_nouns = num_nouns
+
+    def target(self, record, info, views):
+        if "noun" not in record.meta:
+            return {"label": record.label}
+        return {"label": record.label, "noun": record.meta["noun"]}
+
+
+def _num_nouns(root: str, paths: list[str], video_ext: str) -> int:
+    """Rows of ``EPIC_100_noun_classes.csv``, else the largest ``noun_class`` + 1 in ``paths``."""
+    classes_file = os.path.join(root, "annotations", "EPIC_100_noun_classes.csv")
+    if os.path.isfile(classes_file):
+        return len(_read_classes(classes_file))
+    nouns = [r.meta["noun"] for path in paths if os.path.isfile(path)
+             for r in _read_segments(path, root, video_ext)[0] if "noun" in r.meta]
+    return max(nouns, default=-1) + 1
+
+
+def _read_classes(path: str) -> list[str]:
     names = {}
     for number, row in read_csv(path, ("id", "key")):
         names[parse_int(row["id"], path, number, "id")] = row["key"]
@@ -66,7 +97,7 @@ def load(
     sources = [path]
     classes_file = os.path.join(root, "annotations", "EPIC_100_verb_classes.csv")
     if os.path.isfile(classes_file):
-        class_names = _read_verb_classes(classes_file)
+        class_names = _read_classes(classes_file)
         sources.append(classes_file)
     else:
         train = _csv_path(root, "train")
@@ -83,4 +114,6 @@ def load(
     highest = max((r.label for r in records), default=-1)
     if highest >= len(class_names):
         raise AnnotationError(path, None, f"verb_class {highest} >= {len(class_names)} classes")
-    return Annotations(records, class_names, sources=sources)
+    num_nouns = _num_nouns(root, sorted({path, _csv_path(root, "train")}), video_ext)
+    return Annotations(records, class_names, sources=sources, dataset_cls=EpicDataset,
+                       dataset_options={"num_nouns": num_nouns})
