@@ -14,7 +14,8 @@ def test_demo_quick_runs_end_to_end_and_resumes(tmp_path):
     results = json.loads((out / "results.json").read_text())
     text = json.dumps(results)
     for row in ("Tubelet-Contrast", "Video-MoCo", "VideoMAE", "SIGMA-MLP", "Scratch (R(2+1)D)",
-                "Motion energy (hand-crafted)"):
+                "Motion energy (hand-crafted)", "VideoMAE (ViT fine-tuning)",
+                "SIGMA-MLP (ViT fine-tuning)", "Scratch (ViT) (ViT fine-tuning)"):
         assert row in text
     report = (out / "report.md").read_text()
     assert "| Tubelet-Contrast |" in report
@@ -23,6 +24,8 @@ def test_demo_quick_runs_end_to_end_and_resumes(tmp_path):
     assert ("| control: hand-crafted motion beats scratch | Motion energy (hand-crafted) vs "
             "Scratch (ViT) | Gym-like (64) |") in report
     assert "| Tubelet-Contrast beats MoCo | Tubelet-Contrast vs Video-MoCo | FX-S1-like |" in report
+    assert ("| fine-tuned pretraining beats fine-tuned scratch | VideoMAE (ViT fine-tuning) vs "
+            "Scratch (ViT) (ViT fine-tuning) | UCF-like (40) fine-tuned |") in report
     assert "## Against the baselines" in first.stderr
     assert (out / "results.csv").read_text().count("\n") > 6
     assert list((out / "plots").glob("*.png"))
