@@ -299,6 +299,14 @@ class VideoClipDataset(Dataset):
         return message
 
 
+def multi_hot_targets(records: Sequence[VideoRecord], num_classes: int) -> torch.Tensor:
+    """``[N, num_classes]`` with a 1 at every class of each record's label set."""
+    out = torch.zeros(len(records), num_classes)
+    for row, record in enumerate(records):
+        out[row, list(record.label)] = 1.0
+    return out
+
+
 def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ValueError(f"{option} must be one of {list(choices)}, got {value!r}")

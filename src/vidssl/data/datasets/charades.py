@@ -25,7 +25,13 @@ import os
 import numpy as np
 import torch
 
-from vidssl.data.datasets.base import AnnotationError, Annotations, VideoClipDataset, VideoRecord
+from vidssl.data.datasets.base import (
+    AnnotationError,
+    Annotations,
+    VideoClipDataset,
+    VideoRecord,
+    multi_hot_targets,
+)
 from vidssl.data.datasets.formats import official_split, parse_float, read_csv, read_lines
 
 SPLITS = {"train": "train", "val": "test", "test": "test"}
@@ -89,10 +95,7 @@ class CharadesDataset(VideoClipDataset):
     @property
     def targets(self) -> torch.Tensor:
         """Video-level multi-hot targets ``[N, num_classes]``."""
-        out = torch.zeros(len(self.records), self.num_classes)
-        for row, record in enumerate(self.records):
-            out[row, list(record.label)] = 1.0
-        return out
+        return multi_hot_targets(self.records, self.num_classes)
 
     def target(self, record, info, views):
         label = torch.zeros(self.num_classes)

@@ -32,7 +32,12 @@ import numpy as np
 import torch
 
 from vidssl.data import clip_ops as ops
-from vidssl.data.datasets.base import Annotations, VideoClipDataset, VideoRecord
+from vidssl.data.datasets.base import (
+    Annotations,
+    VideoClipDataset,
+    VideoRecord,
+    multi_hot_targets,
+)
 from vidssl.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -98,10 +103,7 @@ class KeyframeDataset(VideoClipDataset):
     @property
     def targets(self) -> torch.Tensor:
         """Keyframe-level multi-hot targets ``[N, num_classes]`` (union over boxes)."""
-        out = torch.zeros(len(self.records), self.num_classes)
-        for row, record in enumerate(self.records):
-            out[row, list(record.label)] = 1.0
-        return out
+        return multi_hot_targets(self.records, self.num_classes)
 
     def keyframe(self, index: int) -> VideoRecord:
         return self.records[index]

@@ -105,10 +105,15 @@ UCF_CLASSES = [m.name for m in COARSE_CLASSES]
 _UCF_GROUPS = {"train": (8, 18), "test": (1, 7)}  # UCF101 split 1: groups 8-25 train, 1-7 test
 
 
-def _ucf_name(split: str, label: int, i: int, index: int) -> str:
+def _ucf_video_name(cls: str, split: str, i: int) -> str:
+    """UCF101's ``v_<Class>_gGG_cCC``: the i-th video of a class in the split's groups."""
     first, groups = _UCF_GROUPS[split]
+    return f"v_{cls}_g{first + i % groups:02d}_c{i // groups + 1:02d}"
+
+
+def _ucf_name(split: str, label: int, i: int, index: int) -> str:
     cls = UCF_CLASSES[label]
-    return f"UCF-101/{cls}/v_{cls}_g{first + i % groups:02d}_c{i // groups + 1:02d}.mp4"
+    return f"UCF-101/{cls}/{_ucf_video_name(cls, split, i)}.mp4"
 
 
 def _ucf_jobs(p: WorldPreset) -> list[Job]:
@@ -318,9 +323,8 @@ UCF24_CLASSES = [m.name for m in scenes.UCF24_ACTIONS]
 
 
 def _ucf24_name(split: str, label: int, i: int, index: int) -> str:
-    first, groups = _UCF_GROUPS[split]
     cls = UCF24_CLASSES[label]
-    return f"{cls}/v_{cls}_g{first + i % groups:02d}_c{i // groups + 1:02d}"
+    return f"{cls}/{_ucf_video_name(cls, split, i)}"
 
 
 def _ucf24_jobs(p: WorldPreset) -> list[Job]:
