@@ -156,3 +156,27 @@ def test_suite_runs_detection_resumably_and_reports_map(tmp_path, protocol):
     assert "| AVA | ucf24 |" in (out / "report.md").read_text()
     again = run_suite(suite, **kwargs)
     assert again["experiments"]["ava"]["metrics"] == block["experiments"]["ava"]["metrics"]
+
+
+def test_frozen_feature_maps_are_computed_once_for_the_seeds_of_a_fixed_backbone(
+        tmp_path, monkeypatch):
+    """A parameter-free backbone's maps do not depend on the seed: one pass per split, shared
+    by every seed; a random init gets its own maps per seed."""
+    from vidssl.evaluation import action_detection
+
+    make_ucf24(tmp_path / "ucf24")
+    calls = []
+    original = action_detection.frozen_maps
+    monkeypatch.setattr(action_detection, "frozen_maps",
+                        lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    suite = parse_suite({"name": "det", "recipes": {"det": {**RECIPE, "protocol": "linear"}},
+                         "factors": {"tasks": [{"name": "ucf24", "dataset": "ucf24",
+                                                "root": "ucf24", "task": "detection",
+                                                "recipe": "det"}]}})
+    common = {"data_root": tmp_path, "progress": False, "fail_fast": True, "seeds": 3}
+    shared = run_suite(suite, model="motion_energy", out=tmp_path / "fixed", **common)
+    assert len(calls) == 2 and shared["experiments"]["ucf24"]["status"] == "done"
+    calls.clear()
+    run_suite(suite, model="r2plus1d_18", model_kwargs={"width": 0.125},
+              out=tmp_path / "random", **common)
+    assert len(calls) == 6

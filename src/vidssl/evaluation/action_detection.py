@@ -29,6 +29,7 @@ import dataclasses
 import itertools
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -178,17 +179,21 @@ def train_frozen_head(head: nn.Module, task: Task, items: list[tuple], recipe: R
 
 
 def frozen_detection(backbone: nn.Module, task: Task, train: Dataset, test: Dataset,
-                     recipe: Recipe, seed: int, device) -> torch.Tensor:
+                     recipe: Recipe, seed: int, device, memo: Callable | None = None
+                     ) -> torch.Tensor:
     """Frozen backbone: feature maps once, the head trained on them, test scores
-    ``[N, max_boxes, C]`` (``predict``'s layout)."""
+    ``[N, max_boxes, C]`` (``predict``'s layout). ``memo(role, compute)`` may return the
+    maps of a split computed before (the seeds of a pretrained backbone share them)."""
+    memo = memo or (lambda role, compute: compute())
+    options = {"batch_size": recipe.batch_size, "device": device}
+    train_maps = memo("train", lambda: frozen_maps(backbone, task, train, **options))
+    test_maps = memo("test", lambda: frozen_maps(backbone, task, test, **options))
     torch.manual_seed(seed)
     head = task.build_head(backbone.num_features, train, recipe.dropout)
-    options = {"batch_size": recipe.batch_size, "device": device}
-    head = train_frozen_head(head, task, frozen_maps(backbone, task, train, **options), recipe,
-                             seed)
+    head = train_frozen_head(head, task, train_maps, recipe, seed)
     scores = torch.zeros(len(test), test.max_boxes, test.num_classes)
     with torch.no_grad():
-        for index, item in enumerate(frozen_maps(backbone, task, test, **options)):
+        for index, item in enumerate(test_maps):
             scores[index, : len(item[1])] = _head_logits(head, [item])[0].sigmoid()
     return scores
 
@@ -270,9 +275,10 @@ def chance_levels(dataset: Dataset, out_dir: Path, seed: int = 0) -> dict[str, f
 def run_detection(experiment: Experiment, recipe: Recipe, task: Task, backbone: nn.Module, *,
                   data_root: str | Path, run_dir: str | Path, seed: int, device: str = "cpu",
                   max_steps: int | None = None, resume: str | None = None,
-                  progress: bool = True, keep_checkpoints: bool = False
-                  ) -> tuple[dict, dict]:
-    """Train and test one detection experiment; returns ``(outcome, sizes)`` for the runner."""
+                  progress: bool = True, keep_checkpoints: bool = False,
+                  memo: Callable | None = None) -> tuple[dict, dict]:
+    """Train and test one detection experiment; returns ``(outcome, sizes)`` for the runner.
+    ``memo``: see ``frozen_detection``."""
     root = Path(data_root) / experiment.root
     if not root.exists():
         raise FileNotFoundError(f"experiment {experiment.name}: dataset root {root} does not "
@@ -282,7 +288,7 @@ def run_detection(experiment: Experiment, recipe: Recipe, task: Task, backbone: 
     if recipe.protocol != "finetune":  # frozen backbone: the linear-probe analogue
         train, test = build_sets(experiment, recipe, root, seed, fixed_grid, train_mode="test")
         scores = D.run_on_main(frozen_detection, backbone, task, train, test, recipe, seed,
-                               device)
+                               device, memo)
         scored = D.run_on_main(score_detections, test, scores, out_dir)
         return _outcome(scored, train, test, steps=None, bad=0)
     train, test = build_sets(experiment, recipe, root, seed, fixed_grid)

@@ -249,10 +249,15 @@ def run_experiment(experiment: Experiment, recipe: Recipe, source: BackboneSourc
     backbone = source.make(seed, recipe)
     anchor_counter = task.name == "counting" and recipe.counting_head == "anchor"
     if detection_task:
+        key = ("detection", experiment.name, _fingerprint(experiment, recipe, source, None),
+               source.feature_key(seed))
+        cache = cache or FeatureCache()
         outcome, sizes = run_detection(experiment, recipe, task, backbone, data_root=data_root,
                                        run_dir=run_dir, seed=seed, device=device,
                                        max_steps=max_steps, resume=resume, progress=progress,
-                                       keep_checkpoints=keep_checkpoints)
+                                       keep_checkpoints=keep_checkpoints,
+                                       memo=lambda role, compute: cache.get(key + (role,),
+                                                                            compute))
         selection = "last"
     elif recipe.protocol == "finetune" and anchor_counter:
         from vidssl.evaluation.counting_protocol import counting_sets, finetune_counter
