@@ -340,13 +340,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from vidssl.engine.distributed import shutdown
 
+    succeeded = False
     try:
-        return args.func(args)
+        code = args.func(args)
+        succeeded = True
+        return code
     except (ConfigError, FileNotFoundError, ValueError) as exc:  # user errors: no traceback
         print(f"vidssl: error: {exc}", file=sys.stderr)
         return 2
     finally:
-        shutdown()
+        shutdown(wait=succeeded)
 
 
 if __name__ == "__main__":

@@ -44,9 +44,14 @@ def init_distributed(device: str) -> torch.device:
     return dev
 
 
-def shutdown() -> None:
-    """Leave the process group (end of a torchrun command)."""
+def shutdown(wait: bool = True) -> None:
+    """Leave the process group (end of a torchrun command). After a command that succeeded,
+    a barrier first: a rank that tore its connections down while another still received its
+    last message (gloo sends return early) made that rank abort at exit. After an error no
+    barrier (the other ranks may be stuck in another collective)."""
     if is_distributed():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 
