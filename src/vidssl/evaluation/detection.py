@@ -21,7 +21,7 @@ import heapq
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -414,18 +414,26 @@ def frame_map(gt_tubes: Mapping, detections: Iterable[Sequence], iou: float = IO
         by_label[int(label)].append((float(score), (video, int(frame)), box))
     per_class = {}
     for label, frames in sorted(groundtruth.items()):
-        claimed = {key: np.zeros(len(boxes), dtype=bool) for key, boxes in frames.items()}
-        dets = sorted(by_label[label], key=lambda d: -d[0])
-        hits = []
-        for _, key, box in dets:
-            overlaps = (box_iou(np.array([box]), frames[key], convention == "act")[0]
-                        if key in frames else np.zeros(0))
-            hits.append(_claims_ground_truth(overlaps, iou, claimed.get(key),
-                                             among_unclaimed=convention == "act"))
-        num_gt = sum(len(boxes) for boxes in frames.values())
-        per_class[label] = _average_precision(hits, num_gt, convention)
+        per_class[label] = _class_average_precision(
+            by_label[label], frames, lambda box, boxes: box_iou(
+                np.array([box]), boxes, convention == "act")[0], iou, convention)
     return {"mAP": float(np.mean(list(per_class.values()))), "per_class": per_class,
             "num_classes_evaluated": len(per_class), "skipped_detections": skipped}
+
+
+def _class_average_precision(detections: list[tuple], groundtruth: Mapping, overlap: Callable,
+                             iou: float, convention: str) -> float:
+    """AP of one class: ``(score, key, item)`` detections, best score first, each matched to
+    the ground truth of its key (a frame, or a video) through ``overlap(item, ground truths)
+    -> [n]`` (``_claims_ground_truth``'s rule), then ``_average_precision``."""
+    claimed = {key: np.zeros(len(items), dtype=bool) for key, items in groundtruth.items()}
+    hits = []
+    for _, key, item in sorted(detections, key=lambda d: -d[0]):
+        overlaps = overlap(item, groundtruth[key]) if key in groundtruth else np.zeros(0)
+        hits.append(_claims_ground_truth(overlaps, iou, claimed.get(key),
+                                         among_unclaimed=convention == "act"))
+    num_gt = sum(len(items) for items in groundtruth.values())
+    return _average_precision(hits, num_gt, convention)
 
 
 def tube_iou(tube1: np.ndarray, tube2: np.ndarray, pixel_boxes: bool = False) -> float:
@@ -482,16 +490,10 @@ def video_map(gt_tubes: Mapping, detected_tubes: Iterable[Sequence],
     for threshold in iou_thresholds:
         per_class = {}
         for label, tubes_by_video in sorted(groundtruth.items()):
-            claimed = {video: np.zeros(len(t), dtype=bool) for video, t in tubes_by_video.items()}
-            dets = sorted(by_label[label], key=lambda d: -d[0])
-            hits = []
-            for _, video, tube in dets:
-                overlaps = np.array([tube_iou(gt, tube, convention == "act")
-                                     for gt in tubes_by_video.get(video, [])])
-                hits.append(_claims_ground_truth(overlaps, threshold, claimed.get(video),
-                                                 among_unclaimed=convention == "act"))
-            num_gt = sum(len(t) for t in tubes_by_video.values())
-            per_class[label] = _average_precision(hits, num_gt, convention)
+            per_class[label] = _class_average_precision(
+                by_label[label], tubes_by_video, lambda tube, tubes: np.array(
+                    [tube_iou(gt, tube, convention == "act") for gt in tubes]),
+                threshold, convention)
         result[f"mAP@{threshold:g}"] = float(np.mean(list(per_class.values())))
         result["per_class"][threshold] = per_class
     return result
