@@ -4,10 +4,17 @@ Shapes are signed distance functions of actor-local coordinates ``(u, v)`` in un
 actor radius (negative inside). Every texture has an orientation, so rotation is always
 visible. Domains differ only in appearance statistics:
 
-- ``studio`` (ucf_like, rep_like, aot_like): plain low-saturation backdrop, soft gradient.
-- ``arena`` (gym_like): wall and planked floor under a spotlight.
+- ``studio`` (ucf_like, rep_like, aot_like): a coloured set: wall, floor band and set pieces
+  of one of six layouts (arch, blocks, panels, windows, steps, pillars) in the wall's hue family.
+- ``arena`` (gym_like): wall and planked floor under a spotlight, plus the event's apparatus
+  (vaulting table, floor mat or bars), so the event is readable from one frame as in FineGym.
 - ``home`` (charades_like): wall, floor band and static furniture (clutter).
 - ``wild`` (ssv2_like): high-frequency coloured texture, camera pan and flickering light.
+
+Every domain has a hand-held camera: a shake of about half a pixel (the backdrop is cut from
+a slightly larger canvas, and actors move with it through ``Backdrop.pan``) and a slow
+illumination drift of up to 5%; :func:`~vidssl.data.world.render.render` adds fresh sensor
+noise to every frame.
 """
 
 from __future__ import annotations
@@ -62,6 +69,8 @@ SHAPE_SDF = {
     "pentagon": lambda u, v, p: _polygon(u, v, 5),
     "rhombus": lambda u, v, p: (np.abs(u) + np.abs(v) / p - 1.0) * p * 0.8,
     "capsule": lambda u, v, p: np.hypot(np.maximum(np.abs(u) - 0.45, 0.0), v) - 0.5,
+    # a limb: a thin capsule along u, from u = -1 to 1, 0.3 thick
+    "limb": lambda u, v, p: np.hypot(np.maximum(np.abs(u) - 0.7, 0.0), v) - 0.3,
 }
 
 
@@ -159,30 +168,96 @@ def _grid(size: int, pad: int = 0):
     return np.meshgrid(axis, axis, indexing="ij")
 
 
-def _studio(rng, size, hue):
-    ys, _ = _grid(size)
-    sat = rng.uniform(0.35, 0.6) if hue is not None else rng.uniform(0.0, 0.25)
-    base = hsv(rng.uniform() if hue is None else hue, sat, rng.uniform(0.35, 0.75))
-    shade = 1.0 + rng.uniform(-0.2, 0.2) * (ys - 0.5)
-    grain = rng.normal(0.0, 0.015, (size, size, 1)).astype(np.float32)
-    return base * shade[..., None] + grain
+SCENE_LAYOUTS = ("arch", "blocks", "panels", "windows", "steps", "pillars")
 
 
-def _arena(rng, size, hue):
-    ys, xs = _grid(size)
+def _set_piece(ys, xs, rng, layout: str) -> np.ndarray:
+    """Where a studio layout's set pieces are (a mask): a big arch, two blocks, vertical wall
+    panels, a grid of windows, a staircase silhouette or two pillars. Positions and sizes
+    vary; the kind of structure is what identifies the scene (as a pool or a gym does)."""
+    cx = rng.uniform(0.3, 0.7)
+    if layout == "arch":
+        w, h = rng.uniform(0.35, 0.5), rng.uniform(0.45, 0.6)
+        return (((xs - cx) / w) ** 2 + ((ys - 0.85) / h) ** 2 < 1.0) & (
+            ((xs - cx) / (0.7 * w)) ** 2 + ((ys - 0.85) / (0.8 * h)) ** 2 > 1.0)
+    if layout == "blocks":
+        gap, w = rng.uniform(0.25, 0.4), rng.uniform(0.12, 0.18)
+        tops = rng.uniform(0.35, 0.55, 2)
+        return ((np.abs(xs - (cx - gap)) < w) & (ys > tops[0])) | ((np.abs(xs - (cx + gap)) < w) & (ys > tops[1]))
+    if layout == "panels":
+        period = rng.uniform(0.18, 0.26)
+        return (np.mod(xs - rng.uniform(0, period), period) < period / 2) & (ys < 0.75)
+    if layout == "windows":
+        top, side = rng.uniform(0.1, 0.2), rng.uniform(0.09, 0.12)
+        rows, cols = np.mod(ys - top, 2 * side) < side, np.mod(xs - cx, 2 * side) < side
+        return rows & cols & (ys > top) & (ys < top + 4 * side)
+    if layout == "steps":
+        step = rng.uniform(0.12, 0.18)
+        height = 0.9 - step * np.floor(np.clip(xs - rng.uniform(0.0, 0.2), 0.0, None) / step) * 0.8
+        return ys > height
+    if layout == "pillars":
+        gap, w = rng.uniform(0.28, 0.4), rng.uniform(0.05, 0.08)
+        return (np.abs(xs - (cx - gap)) < w) | (np.abs(xs - (cx + gap)) < w)
+    raise ValueError(f"unknown studio layout {layout!r}; choose one of {SCENE_LAYOUTS}")
+
+
+def _studio(rng, size, hue, pad=0, layout=None):
+    """A set in one hue family (random unless ``hue``): a wall with a vertical gradient, a
+    floor band, and set pieces of ``layout`` (random unless given) a little lighter or darker."""
+    ys, xs = _grid(size, pad)
+    hue = rng.uniform() if hue is None else hue + rng.uniform(-0.03, 0.03)
+    layout = SCENE_LAYOUTS[int(rng.integers(len(SCENE_LAYOUTS)))] if layout is None else layout
+    value = rng.uniform(0.4, 0.7)
+    wall = hsv(hue, rng.uniform(0.3, 0.55), value)
+    image = wall * (1.0 + rng.uniform(-0.2, 0.2) * (ys - 0.5))[..., None]
+    floor = hsv(hue + rng.uniform(-0.1, 0.1), rng.uniform(0.2, 0.4), value * rng.uniform(0.55, 0.75))
+    image = np.where((ys > rng.uniform(0.75, 0.85))[..., None], floor, image)
+    piece = hsv(hue + rng.uniform(-0.06, 0.06), rng.uniform(0.3, 0.6),
+                np.clip(value + rng.choice([-1, 1]) * rng.uniform(0.15, 0.28), 0.1, 0.95))
+    return np.where(_set_piece(ys, xs, rng, layout)[..., None], piece, image)
+
+
+APPARATUS = ("table", "mat", "bars")  # FineGym's events: vault, floor exercise, uneven bars
+
+
+def _apparatus(rng, ys, xs, horizon: float, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Where the event's apparatus is (a mask) and its colour: a vaulting table on the floor,
+    a wide floor mat with a border, or two horizontal bars on posts."""
+    cx = rng.uniform(0.35, 0.65)
+    if kind == "table":
+        top = horizon - rng.uniform(0.12, 0.18)
+        mask = ((np.abs(xs - cx) < rng.uniform(0.1, 0.14)) & (ys > top) & (ys < top + 0.06)) | (
+            (np.abs(xs - cx) < 0.04) & (ys > top) & (ys < horizon + 0.05))
+        return mask, hsv(rng.uniform(0.55, 0.65), rng.uniform(0.3, 0.5), rng.uniform(0.55, 0.75))
+    if kind == "mat":
+        mask = (ys > horizon + 0.03) & (np.abs(xs - cx) < rng.uniform(0.38, 0.45))
+        return mask, hsv(rng.uniform(0.58, 0.62), rng.uniform(0.5, 0.7), rng.uniform(0.6, 0.8))
+    if kind == "bars":
+        low, high = rng.uniform(0.3, 0.38), rng.uniform(0.12, 0.2)
+        bars = (np.abs(ys - low) < 0.025) | (np.abs(ys - high) < 0.025)
+        posts = (np.abs(np.abs(xs - cx) - 0.3) < 0.025) & (ys > high) & (ys < horizon + 0.05)
+        return (bars & (np.abs(xs - cx) < 0.32)) | posts, hsv(0.0, 0.0, rng.uniform(0.8, 0.95))
+    raise ValueError(f"unknown apparatus {kind!r}; choose one of {APPARATUS}")
+
+
+def _arena(rng, size, hue, pad=0, apparatus=None):
+    ys, xs = _grid(size, pad)
     horizon = rng.uniform(0.55, 0.72)
     wall = hsv(rng.uniform() if hue is None else hue, rng.uniform(0.2, 0.5), rng.uniform(0.2, 0.4))
     floor = hsv(rng.uniform(0.05, 0.12) if hue is None else hue, rng.uniform(0.35, 0.6),
                 rng.uniform(0.45, 0.7))
     planks = 1.0 + 0.08 * np.sign(np.sin(TAU * ys * size / rng.uniform(3.0, 5.0)))
     image = np.where((ys > horizon)[..., None], floor * planks[..., None], wall)
+    if apparatus is not None:
+        mask, colour = _apparatus(rng, ys, xs, horizon, apparatus)
+        image = np.where(mask[..., None], colour, image)
     cy, cx = rng.uniform(0.3, 0.6), rng.uniform(0.3, 0.7)
     spot = 1.0 - 0.4 * np.clip(((ys - cy) ** 2 + (xs - cx) ** 2) / 0.64, 0.0, 1.0)
     return image * spot[..., None]
 
 
-def _home(rng, size, hue):
-    ys, xs = _grid(size)
+def _home(rng, size, hue, pad=0):
+    ys, xs = _grid(size, pad)
     wall = hsv(rng.uniform() if hue is None else hue, rng.uniform(0.1, 0.3), rng.uniform(0.5, 0.8))
     floor = hsv(rng.uniform(), rng.uniform(0.1, 0.4), rng.uniform(0.25, 0.45))
     image = np.where((ys > rng.uniform(0.65, 0.8))[..., None], floor, wall)
@@ -209,26 +284,52 @@ def _wild_canvas(rng, size, pad, hue):
     return image * (1.0 + 0.15 * checker[..., None])
 
 
+SHAKE_PX = 0.5  # camera shake: standard deviation of the frame offset, pixels
+LIGHT_DRIFT = 0.05  # illumination drift: peak relative change over a video
+
+
+def _shake(rng, num_frames: int, size: int) -> np.ndarray:
+    """Integer frame offsets ``[T,2]`` in ``0..2`` pixels: a smoothed random walk around 1 px
+    with a standard deviation of about ``SHAKE_PX``."""
+    walk = np.cumsum(rng.normal(0.0, 1.0, (num_frames, 2)), axis=0)
+    walk -= walk.mean(axis=0)
+    walk *= SHAKE_PX / max(float(walk.std()), 1e-6)
+    return np.clip(np.rint(1.0 + walk), 0, 2).astype(int)
+
+
+def _cut(canvas: np.ndarray, offsets: np.ndarray, size: int) -> np.ndarray:
+    """Frames ``[T,size,size,3]``: the canvas window at each frame's offset (x, y)."""
+    rows = offsets[:, 1, None, None] + np.arange(size)[None, :, None]
+    cols = offsets[:, 0, None, None] + np.arange(size)[None, None, :]
+    return canvas[rows, cols]
+
+
 def make_backdrop(domain: str, rng: np.random.Generator, size: int, num_frames: int,
-                  hue: float | None = None) -> Backdrop:
-    """Background of one video. ``hue`` forces the base hue (background-shortcut studies)."""
+                  hue: float | None = None, apparatus: str | None = None,
+                  layout: str | None = None) -> Backdrop:
+    """Background of one video. ``hue`` sets the base hue; ``layout`` (studio only) the set
+    pieces (a class's scene context); ``apparatus`` (arena only) a FineGym event's apparatus."""
     t = np.linspace(0.0, 1.0, num_frames)
-    still = np.zeros((num_frames, 2))
+    drift = 1.0 + LIGHT_DRIFT * rng.uniform(0.3, 1.0) * np.sin(
+        TAU * rng.uniform(0.3, 0.8) * t + rng.uniform(0, TAU))
     if domain == "wild":
         speed = rng.uniform(0.12, 0.25)
         offsets = np.rint(np.outer(t, speed * size * unit(rng.uniform(0, TAU)))).astype(int)
         offsets -= offsets.min(axis=0)
-        pad = int(offsets.max()) + 1
-        canvas = _wild_canvas(rng, size, pad, hue)
-        rows = offsets[:, 1, None, None] + np.arange(size)[None, :, None]
-        cols = offsets[:, 0, None, None] + np.arange(size)[None, None, :]
-        frames = canvas[rows, cols]
+        offsets += _shake(rng, num_frames, size)
+        canvas = _wild_canvas(rng, size, int(offsets.max()) + 1, hue)
         light = 1.0 + rng.uniform(0.05, 0.12) * np.sin(TAU * rng.uniform(1, 2) * t + rng.uniform(0, TAU))
-        return Backdrop(frames.astype(np.float32), offsets / size, light)
+        return Backdrop(_cut(canvas, offsets, size).astype(np.float32), offsets / size, light * drift)
     builders = {"studio": _studio, "arena": _arena, "home": _home}
     if domain not in builders:
         raise ValueError(f"unknown domain {domain!r}; choose one of {DOMAINS}")
-    image = np.clip(builders[domain](rng, size, hue), 0.0, 1.0).astype(np.float32)
-    frames = np.broadcast_to(image, (num_frames,) + image.shape)
+    if apparatus is not None and domain != "arena":
+        raise ValueError(f"an apparatus belongs in the arena, not in {domain!r}")
+    if layout is not None and domain != "studio":
+        raise ValueError(f"a set layout belongs in the studio, not in {domain!r}")
+    extra = {"apparatus": apparatus} if apparatus is not None else {}
+    extra.update({"layout": layout} if layout is not None else {})
+    canvas = np.clip(builders[domain](rng, size, hue, pad=3, **extra), 0.0, 1.0).astype(np.float32)
+    offsets = _shake(rng, num_frames, size)
     gain = 1.0 if domain == "studio" else rng.uniform(0.85, 1.1)
-    return Backdrop(frames, still, np.full(num_frames, gain))
+    return Backdrop(_cut(canvas, offsets, size), (offsets - 1) / size, gain * drift)

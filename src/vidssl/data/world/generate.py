@@ -24,7 +24,7 @@ from vidssl.data.world.parts import PARTS, Job
 from vidssl.data.world.presets import WorldPreset, resolve_preset
 
 GENERATOR = "vidssl.data.world"
-GENERATOR_VERSION = "3"  # bump whenever the bytes of a world change
+GENERATOR_VERSION = "4"  # bump whenever the bytes of a world change
 MANIFEST_NAME = "manifest.json"
 INCOMPLETE_MARKER = ".world-incomplete"
 _PART_NUMBERS = {name: i for i, name in enumerate(PARTS)}

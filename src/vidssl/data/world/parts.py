@@ -86,22 +86,28 @@ def _spread(part: str, splits: list[tuple[str, int]], num_classes: int, name) ->
 
 
 def _pretrain_jobs(p: WorldPreset) -> list[Job]:
-    return _spread("pretrain", [("train", p.pretrain_videos)], len(scenes.PRETRAIN_CLASSES),
+    return _spread("pretrain", [("train", p.pretrain_videos)], len(scenes.PRETRAIN_ACTIVITIES),
                    lambda split, label, index: f"videos/pt_{index:06d}.mp4")
 
 
 def _pretrain_annotate(root: Path, p: WorldPreset, jobs: list[Job], metas: list[dict]) -> dict:
     layouts.write_video_list(root / "train.txt", [job.name for job in jobs])
-    names = [m.name for m in scenes.PRETRAIN_CLASSES]
+    names = [a.name for a in scenes.PRETRAIN_ACTIVITIES]
     return {"splits": _split_summary(jobs, names),
-            "domains": dict(Counter(m["domain"] for m in metas)),
-            "shortcut_videos": sum(m["shortcut"] for m in metas),
-            "note": "unlabeled for training; per_class counts the hidden motion programs"}
+            "domains": dict(Counter(m["domain"] for m in metas)), **_context_summary(metas),
+            "note": "unlabeled for training; per_class counts the hidden activities"}
+
+
+def _context_summary(metas: list[dict]) -> dict:
+    """How many videos show their class's typical prop and scene (the context prior)."""
+    cued = [m["context"]["typical"] for m in metas if "context" in m]
+    return {"context": {"videos": len(cued), "typical_prop": sum(p for p, _ in cued),
+                        "typical_scene": sum(s for _, s in cued)}}
 
 
 # ---- ucf_like: ucf101 ---------------------------------------------------------------------
 
-UCF_CLASSES = [m.name for m in COARSE_CLASSES]
+UCF_CLASSES = [a.motion.name for a in scenes.UCF_ACTIVITIES]
 _UCF_GROUPS = {"train": (8, 18), "test": (1, 7)}  # UCF101 split 1: groups 8-25 train, 1-7 test
 
 
@@ -126,7 +132,9 @@ def _ucf_annotate(root: Path, p: WorldPreset, jobs: list[Job], metas: list[dict]
     layouts.write_ucf101(root, UCF_CLASSES,
                          [(rel[j.index], j.label) for j in jobs if j.split == "train"],
                          [rel[j.index] for j in jobs if j.split == "test"])
-    return {"classes": UCF_CLASSES, "splits": _split_summary(jobs, UCF_CLASSES), "fold": 1}
+    return {"classes": UCF_CLASSES, "splits": _split_summary(jobs, UCF_CLASSES), "fold": 1,
+            "activities": {a.motion.name: {"limb": a.limb, "typical_prop": a.context.prop_shape}
+                           for a in scenes.UCF_ACTIVITIES}, **_context_summary(metas)}
 
 
 # ---- gym_like: gym99 ----------------------------------------------------------------------
@@ -150,6 +158,7 @@ def _gym_annotate(root: Path, p: WorldPreset, jobs: list[Job], metas: list[dict]
     return {"classes": GYM_CLASSES, "splits": _split_summary(jobs, GYM_CLASSES),
             "label_ids": dict(zip(GYM_CLASSES, GYM_LABELS)),
             "subsets": {name: [lo, hi] for name, (lo, hi) in GYM_SUBSETS.items()},
+            "events": {"vault": [0, 5], "floor": [6, 40], "uneven_bars": [74, 88]},
             "note": "gym99 label ids are sparse: the families sit inside FineGym's real "
                     "label ranges, so the gym_vault/gym_floor/gym_fx_s1/gym_ub_s1 adapters "
                     "cut them; unused ids have no videos"}
@@ -347,7 +356,8 @@ def _ucf24_annotate(root: Path, p: WorldPreset, jobs: list[Job], metas: list[dic
 
 
 PARTS: dict[str, Part] = {p.name: p for p in (
-    Part("pretrain", "video_list", scenes.pretrain_scene, _pretrain_jobs, _pretrain_annotate),
+    Part("pretrain", "video_list", scenes.pretrain_scene, _pretrain_jobs, _pretrain_annotate,
+         frames_field="pretrain_frames"),
     Part("ucf_like", "ucf101", scenes.ucf_scene, _ucf_jobs, _ucf_annotate),
     Part("gym_like", "gym99", scenes.gym_scene, _gym_jobs, _gym_annotate),
     Part("ssv2_like", "ssv2", scenes.ssv2_scene, _ssv2_jobs, _ssv2_annotate, {"video_ext": "mp4"}),

@@ -4,12 +4,12 @@
 (32 px, 16 frames, ~2,000 videos, under a minute to generate on 2 cores); ``small`` (64 px,
 ~7,000 videos) is a larger world, not yet timed as a demo; ``full`` (112 px, 32 frames)
 matches the SEVERE input size. Customize with :func:`dataclasses.replace`, e.g.
-``replace(PRESETS["mini"], background_shortcut=0.8)``.
+``replace(PRESETS["mini"], p_context=0.0)`` (the motion-only ablation).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -20,8 +20,11 @@ class WorldPreset:
     size: int  # frame height = width in pixels (even: yuv420p)
     num_frames: int  # frames per video in every part except rep_like
     fps: int = 16
-    pretrain_videos: int = 512
-    background_shortcut: float = 0.0  # P(pretrain background hue is set by the motion)
+    pretrain_videos: int = 2400  # Kinetics-like: 10x the ucf_like training videos
+    pretrain_takes: int = 3  # a pretraining video is this many clips long (num_frames each)
+    # P(a ucf_like / pretrain video shows its class's typical prop shape, prop hue, scene hue),
+    # per cue; otherwise the cue is random. 0 = the label is motion only.
+    p_context: float = 0.5
     ucf_train: int = 24
     ucf_test: int = 10
     gym_train: int = 20
@@ -49,9 +52,6 @@ class WorldPreset:
     ucf24_test: int = 4
     ucf24_frames: int = 24
     qscale: int = 2  # MPEG-4 quantizer, 1 (best) .. 31
-    pretrain_domains: dict = field(
-        default_factory=lambda: {"studio": 0.4, "arena": 0.3, "home": 0.3}
-    )
 
     def __post_init__(self):
         for key in ("size", "mask_size", "det_size"):
@@ -65,14 +65,15 @@ class WorldPreset:
                 f"world preset {self.name!r}: rep_max_count * rep_min_period must fit in "
                 f"rep_frames - 2 ({self.rep_max_count} * {self.rep_min_period} > {self.rep_frames - 2})"
             )
-        if not 0.0 <= self.background_shortcut <= 1.0:
-            raise ValueError(f"world preset {self.name!r}: background_shortcut must be in [0, 1]")
-        unknown = set(self.pretrain_domains) - {"studio", "arena", "home", "wild"}
-        if unknown or not self.pretrain_domains:
-            raise ValueError(
-                f"world preset {self.name!r}: pretrain_domains must use studio/arena/home/wild, "
-                f"got {sorted(self.pretrain_domains)}"
-            )
+        if not 0.0 <= self.p_context <= 1.0:
+            raise ValueError(f"world preset {self.name!r}: p_context must be in [0, 1]")
+        if self.pretrain_takes < 1:
+            raise ValueError(f"world preset {self.name!r}: pretrain_takes must be >= 1")
+
+    @property
+    def pretrain_frames(self) -> int:
+        """Frames of a pretraining video (``pretrain_takes`` clips)."""
+        return self.num_frames * self.pretrain_takes
 
     @property
     def ava_frames(self) -> int:
@@ -85,7 +86,7 @@ class WorldPreset:
 
 PRESETS: dict[str, WorldPreset] = {
     "tiny": WorldPreset(
-        name="tiny", size=32, num_frames=16, pretrain_videos=64,
+        name="tiny", size=32, num_frames=16, pretrain_videos=64, pretrain_takes=2,
         ucf_train=6, ucf_test=3, gym_train=6, gym_test=3, ssv2_train=6, ssv2_test=3,
         rep_train_videos=20, rep_val_videos=10, charades_train_videos=20,
         charades_test_videos=10, aot_train_videos=20, aot_test_videos=10, mask_videos=2,
@@ -93,7 +94,7 @@ PRESETS: dict[str, WorldPreset] = {
     ),
     "mini": WorldPreset(name="mini", size=32, num_frames=16),
     "small": WorldPreset(
-        name="small", size=64, num_frames=16, pretrain_videos=3000,
+        name="small", size=64, num_frames=16, pretrain_videos=6000,
         ucf_train=60, ucf_test=20, gym_train=50, gym_test=20, ssv2_train=60, ssv2_test=20,
         rep_train_videos=300, rep_val_videos=100, charades_train_videos=300,
         charades_test_videos=100, aot_train_videos=300, aot_test_videos=100,
@@ -112,9 +113,10 @@ PRESETS: dict[str, WorldPreset] = {
 }
 
 
-def resolve_preset(preset: str | WorldPreset) -> WorldPreset:
-    if isinstance(preset, WorldPreset):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown world preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[preset]
+def resolve_preset(preset: str | WorldPreset, p_context: float | None = None) -> WorldPreset:
+    """A preset by name (or as given), with ``p_context`` replaced when not None."""
+    if not isinstance(preset, WorldPreset):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown world preset {preset!r}; choose one of {sorted(PRESETS)}")
+        preset = PRESETS[preset]
+    return preset if p_context is None else replace(preset, p_context=p_context)

@@ -4,6 +4,8 @@ All frames of an actor are computed at once: the pixel grid is mapped into actor
 coordinates ``(u, v) = R(-angle) (x - p_t) / (r s_t)`` for every frame ``t``, the shape's
 signed distance gives an anti-aliased coverage ``alpha = clip(0.5 - d r s_t, 0, 1)`` (one
 pixel ramp), and ``frame = frame + alpha (texture - frame)`` composites back to front.
+Then the light gain multiplies every frame and fresh sensor noise ``N(0, sigma^2)`` is added
+(``sigma ~ U(NOISE)`` per video, a new draw per pixel and frame, as in a camera).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import numpy as np
 
 from vidssl.data.world.appearance import SHAPE_SDF, Appearance, Backdrop, texture_weight
 from vidssl.data.world.motions import Track
+
+NOISE = (0.006, 0.012)  # sensor noise standard deviation, drawn per video
 
 
 def place_group(rng: np.random.Generator, tracks: list[Track], radii: list[float],
@@ -34,13 +38,17 @@ def place_group(rng: np.random.Generator, tracks: list[Track], radii: list[float
     return [track.shifted(anchor - pan) for track in tracks]
 
 
-def render(backdrop: Backdrop, actors: list[tuple[Appearance, Track]], size: int
+def render(backdrop: Backdrop, actors: list[tuple[Appearance, Track]], size: int,
+           rng: np.random.Generator, owners: list[int] | None = None
            ) -> tuple[np.ndarray, np.ndarray]:
-    """Composite actors (screen tracks, back to front) over the backdrop.
+    """Composite actors (screen tracks, back to front) over the backdrop, light it and add
+    sensor noise drawn from ``rng``.
 
-    Returns ``frames uint8 [T,H,W,3]`` and ``ids uint8 [T,H,W]`` (0 background, ``k + 1``
-    where actor ``k`` covers at least half of the pixel and is frontmost).
+    Returns ``frames uint8 [T,H,W,3]`` and ``ids uint8 [T,H,W]`` (0 background, ``owner + 1``
+    where shape ``k`` covers at least half of the pixel and is frontmost; ``owners[k]``
+    defaults to ``k``: the limbs and prop of a figure share its body's id).
     """
+    owners = list(range(len(actors))) if owners is None else owners
     frames = np.array(backdrop.frames, dtype=np.float32)
     ids = np.zeros(frames.shape[:3], dtype=np.uint8)
     centres = (np.arange(size, dtype=np.float32) + 0.5)[None]
@@ -57,6 +65,7 @@ def render(backdrop: Backdrop, actors: list[tuple[Appearance, Track]], size: int
         weight = texture_weight(app, u, v)[..., None]
         colour = app.colors[0] + weight * (app.colors[1] - app.colors[0])
         frames += alpha[..., None] * (colour - frames)
-        ids[alpha >= 0.5] = k + 1
+        ids[alpha >= 0.5] = owners[k] + 1
     frames *= backdrop.light.astype(np.float32)[:, None, None, None]
+    frames += rng.normal(0.0, rng.uniform(*NOISE), frames.shape).astype(np.float32)
     return np.rint(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8), ids
