@@ -53,7 +53,7 @@ def test_every_method_declares_its_published_recipe():
         assert isinstance(method.recipe, PretrainRecipe), name
         assert method.recipe.source, name
     pairing = {name: method.recipe.pairing for name, method in METHODS.items()}
-    assert pairing == {"videomae": "one_clip", "sigma": "one_clip",
+    assert pairing == {"videomae": "one_clip", "sigma": "one_clip", "supervised": "one_clip",
                        "video_moco": "two_clips", "tubelet_contrast": "random_video"}
 
 
