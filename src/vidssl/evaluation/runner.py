@@ -244,6 +244,9 @@ def run_experiment(experiment: Experiment, recipe: Recipe, source: BackboneSourc
                          f"{task.name} metrics {task.metric_names}")
     started = time.perf_counter()
     detection_task = task.name == "detection"  # boxes travel with the clips: its own protocol
+    if detection_task and recipe.frame_order != "full":
+        raise ValueError(f"experiment {experiment.name}: frame_order {recipe.frame_order!r} "
+                         "is for clip datasets; detection keyframe clips keep their order")
     splits = None if detection_task else ExperimentSplits(experiment, recipe, task, data_root,
                                                           seed)
     backbone = source.make(seed, recipe)
@@ -296,6 +299,7 @@ def run_experiment(experiment: Experiment, recipe: Recipe, source: BackboneSourc
             "metrics": outcome["metrics"], "metric": metric, "selection": selection,
             "selected": outcome["selected"], "selection_score": outcome["selection_score"],
             "videos": sizes, "bad_samples": outcome.get("bad_samples", 0),
+            "classes": splits.trained_classes() if splits else None,
             **({"detection": outcome["detection"]} if "detection" in outcome else {}),
             "seconds": round(time.perf_counter() - started, 2)}
 
@@ -304,15 +308,15 @@ def _frozen_features(splits: ExperimentSplits, backbone: nn.Module, source: Back
                      recipe: Recipe, seed: int, device: str, cache: FeatureCache, progress: bool
                      ) -> tuple[FeatureSplits, int]:
     extracted, bad = {}, 0
-    for role, (key, dataset, keep, offset) in splits.feature_sources().items():
+    for role, (key, dataset, keep, labels) in splits.feature_sources().items():
         def compute(dataset=dataset, role=role):
             return extract_features(backbone, dataset, task, clips_per_batch=recipe.batch_size,
                                     device=device, num_workers=recipe.num_workers,
                                     label=f"{splits.experiment.name}: {role} features",
                                     progress=progress)
         feats, targets, role_bad = cache.get(key + (source.feature_key(seed),), compute)
-        if keep is not None:  # a label range of the cached full split
-            feats, targets = feats[keep], targets[keep] - offset
+        if keep is not None:  # a label range (or label groups) of the cached full split
+            feats, targets = feats[keep], torch.as_tensor(labels, dtype=targets.dtype)
         extracted[role] = (feats, targets)
         bad += role_bad
     train_feats, train_targets = extracted["train"]
@@ -343,7 +347,8 @@ def _aggregate(experiment: Experiment, recipe: Recipe, records: list[dict]) -> d
     metrics = {m: summarize([r["metrics"][m] for r in done]) for m in done[0]["metrics"]}
     return {**block, "status": "done", "selection": done[0]["selection"], "metrics": metrics,
             "seconds": round(sum(r["seconds"] for r in done), 1),
-            "videos": done[0]["videos"], "selected": [r["selected"] for r in done],
+            "videos": done[0]["videos"], "classes": done[0].get("classes"),
+            "selected": [r["selected"] for r in done],
             "bad_samples": sum(r.get("bad_samples", 0) for r in done)}
 
 

@@ -11,6 +11,7 @@ optimistic protocol); with ``selection: last`` nothing does.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from torch.utils.data import Dataset
 
 from vidssl.evaluation.suite import NORMALIZATIONS, Experiment, Recipe
 from vidssl.evaluation.tasks import Task
+
+logger = logging.getLogger(__name__)
 
 
 def subset(dataset: Dataset, indices: Sequence[int]) -> Dataset:
@@ -74,6 +77,59 @@ class ClassRange(Dataset):
     def set_epoch(self, epoch: int) -> None:
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
+
+
+class ClassGroups(Dataset):
+    """Coarse labels: label ``y`` becomes the index ``g`` of the range ``groups[g] = [first,
+    last]`` holding it; videos whose label is in no range are dropped (one warning with the
+    count). ``where`` names the experiment in the warning and errors."""
+
+    def __init__(self, dataset: Dataset, groups: list[list[int]], where: str = "label_groups"):
+        self.groups = [(int(first), int(last)) for first, last in groups]
+        labels = [self.group_of(int(t)) for t in dataset.targets]
+        self.keep = [i for i, g in enumerate(labels) if g is not None]
+        if not self.keep:
+            raise ValueError(f"{where}: no video has a label in {groups} ({dataset!r})")
+        dropped = len(labels) - len(self.keep)
+        if dropped:
+            logger.warning("%s: dropped %d of %d videos whose label is in no group of %s",
+                           where, dropped, len(labels), groups)
+        self.dataset = subset(dataset, self.keep)
+        self.group_targets = [labels[i] for i in self.keep]
+        self.num_classes = len(self.groups)
+        self.class_names = [f"{first}-{last}" for first, last in self.groups]
+        self.task = "classification"
+
+    def group_of(self, label: int) -> int | None:
+        """The index of the range holding ``label``, None if none does."""
+        return next((g for g, (first, last) in enumerate(self.groups) if first <= label <= last),
+                    None)
+
+    @property
+    def targets(self) -> list[int]:
+        return list(self.group_targets)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        sample = dict(self.dataset[i])
+        sample["label"] = self.group_of(int(sample["label"]))
+        return sample
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+
+def relabelled(dataset: Dataset, experiment: Experiment) -> Dataset:
+    """``dataset`` cut to the experiment's ``label_range`` (``ClassRange``) or mapped to its
+    ``label_groups`` (``ClassGroups``); unchanged without either."""
+    if experiment.label_range is not None:
+        return ClassRange(dataset, *experiment.label_range)
+    if experiment.label_groups is not None:
+        return ClassGroups(dataset, experiment.label_groups, f"experiment {experiment.name}")
+    return dataset
 
 
 class Repeated(Dataset):
@@ -137,11 +193,14 @@ class ExperimentSplits:
         if self.task.single_view:
             views = crops = 1
         return (self.experiment.dataset, str(self.root.resolve()), split, mode, views, crops,
-                tuple(sorted((k, repr(v)) for k, v in self.clip_options().items())))
+                tuple(sorted((k, repr(v)) for k, v in self.clip_options().items())),
+                self.recipe.frame_order)
 
     def transform(self, mode: str, crops: int = 1):
         """Frames -> clip tensor: the recipe's training augmentation (train mode) or the test
-        view, in the backbone's input convention (ImageNet-normalized or [0, 1]; RGB or BGR)."""
+        view, in the backbone's input convention (ImageNet-normalized or [0, 1]; RGB or BGR),
+        frames reordered by the recipe's ``frame_order`` (test-time rule outside train mode)."""
+        from vidssl.data.frame_order import FrameOrder
         from vidssl.data.transforms import (
             Compose,
             FramesToClip,
@@ -171,12 +230,15 @@ class ExperimentSplits:
             steps = test_transform(r.size, resize=r.test_short_side, num_crops=crops, **norm)
         if r.channel_order == "bgr":
             steps = Compose([steps, ReverseChannels()])
+        if r.frame_order != "full":
+            steps = Compose([steps, FrameOrder(r.frame_order, random=mode == "train")])
         return steps
 
     def build(self, split: str, mode: str, views: int, crops: int = 1, ranged: bool = True
               ) -> Dataset:
         """``views`` clips (uniformly spaced in test mode) x ``crops`` crops per video, only
-        the experiment's ``label_range`` classes unless ``ranged=False``."""
+        the experiment's ``label_range`` classes (or its ``label_groups``) unless
+        ``ranged=False``."""
         key = self.key(split, mode, views, crops)
         views, crops = key[4], key[5]
         if key not in self._built:
@@ -187,11 +249,26 @@ class ExperimentSplits:
                 self.experiment.dataset, str(self.root), split, mode=mode, num_views=views,
                 **mode_options, **self.clip_options())
         dataset = self._built[key]
-        if ranged and self.experiment.label_range is not None:
+        if ranged and self.relabels:
             if (key, "ranged") not in self._built:
-                self._built[key, "ranged"] = ClassRange(dataset, *self.experiment.label_range)
+                self._built[key, "ranged"] = relabelled(dataset, self.experiment)
             dataset = self._built[key, "ranged"]
         return dataset
+
+    @property
+    def relabels(self) -> bool:
+        """Does the experiment cut or group its labels (``label_range``, ``label_groups``)?"""
+        return self.experiment.label_range is not None or self.experiment.label_groups is not None
+
+    def trained_classes(self) -> int | None:
+        """How many classes have training videos (chance accuracy is ``100 / that``); None
+        for tasks other than single-label classification."""
+        if getattr(self.reference, "task", "classification") != "classification":
+            return None
+        if self.task.name != "classification":
+            return None
+        targets = self.reference.targets
+        return len({int(targets[i]) for i in self.train_index})
 
     def _plan(self, reference: Dataset) -> tuple[list[int], list[int] | None]:
         from vidssl.data.subsets import (
@@ -249,13 +326,14 @@ class ExperimentSplits:
                                                 seed=self.seed)
         return train, select, test
 
-    def feature_sources(self) -> dict[str, tuple[tuple, Dataset, list[int] | None, int]]:
+    def feature_sources(self) -> dict[str, tuple[tuple, Dataset, list[int] | None,
+                                                 list[int] | None]]:
         """What the linear probe and kNN extract frozen features from, per role: ``(cache key,
-        dataset, keep, offset)``. Roles: the whole training split (``feature_clips`` uniform
+        dataset, keep, labels)``. Roles: the whole training split (``feature_clips`` uniform
         clips per video; ``train_index`` / ``select_index`` pick from it) and the test split
-        (``test_clips``). With a ``label_range`` the dataset is the unfiltered split, so
-        every range of one dataset shares its features: keep rows ``keep`` and subtract
-        ``offset`` from their labels."""
+        (``test_clips``). With a ``label_range`` or ``label_groups`` the dataset is the
+        unfiltered split, so every range of one dataset shares its features: keep rows
+        ``keep``, whose labels become ``labels``."""
         e, r = self.experiment, self.recipe
         sources = {}
         for role, split, views, crops in (("train", e.train_split, r.feature_clips, 1),
@@ -265,9 +343,9 @@ class ExperimentSplits:
             wrapped = dataset is not base  # arrow of time: the reversed half depends on the seed
             key = self.key(split, "test", views, crops) + (self.task.name,
                                                            self.seed if wrapped else None)
-            keep, offset = None, 0
-            if e.label_range is not None:
+            keep, labels = None, None
+            if self.relabels:
                 ranged = self.build(split, "test", views, crops)
-                keep, offset = ranged.keep, ranged.first
-            sources[role] = (key, dataset, keep, offset)
+                keep, labels = ranged.keep, ranged.targets
+            sources[role] = (key, dataset, keep, labels)
         return sources

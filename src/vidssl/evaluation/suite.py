@@ -36,6 +36,7 @@ recipe, the experiment's ``overrides``, the backbone's variant, ``recipe.*``, ``
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +83,10 @@ class Recipe:
     val_clips: int = 3
     test_clips: int = 10
     test_crops: int = 1
+    # temporal probe (bias diagnostics, vidssl.data.frame_order), on train and test clips:
+    # full (as sampled), single (one frame repeated: random in training, the middle one at
+    # test and in frozen features) or shuffled (frames randomly permuted, seeded at test)
+    frame_order: str = "full"
     # training clips: resized_crop (the crop above + flip + color jitter), short_side_jitter
     # (PySlowFast: short side drawn from jitter_scales, 1/side uniform if
     # jitter_inverse_uniform, random size crop, flip) or none (the test view: short side to
@@ -163,6 +168,7 @@ class Recipe:
         _choice("train_augmentation", self.train_augmentation,
                 ("resized_crop", "short_side_jitter", "videomae", "none"))
         _choice("normalize", self.normalize, tuple(NORMALIZATIONS))
+        _choice("frame_order", self.frame_order, ("full", "single", "shuffled"))
         if len(self.jitter_scales) != 2 or not 0 < self.jitter_scales[0] <= self.jitter_scales[1]:
             raise ConfigError(f"jitter_scales must be [low, high] short sides, got "
                               f"{self.jitter_scales}")
@@ -212,9 +218,12 @@ class Experiment:
     ``subset: official`` SEVERE's fixed one (seed 99999, drawn from the whole training split) or
     ``per_seed`` one drawn with each run's seed;
     ``label_range: [first, last]`` keeps only those classes, re-indexed from 0 (how SEVERE
-    cuts its FineGym subsets, here usable on any dataset); ``metric`` overrides the task's
-    primary metric; ``overrides`` edit the named ``recipe``. ``same_runs_as: OTHER`` trains
-    nothing and reports OTHER's runs under this experiment's metric (SEVERE's actions-table
+    cuts its FineGym subsets, here usable on any dataset); ``label_groups: [[first, last],
+    ...]`` classifies coarse labels instead: label ``y`` becomes the index ``g`` of the range
+    holding it (``first_g <= y <= last_g``; ranges may not overlap), videos in no range are
+    dropped (Gym99's events: vault 0-5, floor 6-40, uneven bars 74-88); ``metric`` overrides
+    the task's primary metric; ``overrides`` edit the named ``recipe``. ``same_runs_as: OTHER``
+    trains nothing and reports OTHER's runs under this experiment's metric (SEVERE's actions-table
     Gym99 is the domain-table Gym99 run, scored by mean per-class accuracy).
     """
 
@@ -229,6 +238,7 @@ class Experiment:
     num_samples: int | None = None
     subset: str = "official"
     label_range: list[int] | None = None
+    label_groups: list[list[int]] | None = None
     dataset_options: dict = field(default_factory=dict)
     metric: str | None = None
     recipe: str = "finetune"
@@ -246,6 +256,25 @@ class Experiment:
         if bad_range:
             raise ConfigError(f"{self.name}.label_range must be [first, last] class ids, "
                               f"got {self.label_range}")
+        if self.label_groups is not None:
+            _check_label_groups(self.name, self.label_groups, self.label_range)
+
+
+def _check_label_groups(name: str, groups: list[list[int]], label_range) -> None:
+    """``label_groups``: at least one ``[first, last]`` range, ``0 <= first <= last``, no two
+    ranges sharing a label, and not combined with ``label_range``."""
+    key = f"{name}.label_groups"
+    if label_range is not None:
+        raise ConfigError(f"{key}: give label_range or label_groups, not both")
+    if not groups:
+        raise ConfigError(f"{key} must list at least one [first, last] range")
+    for group in groups:
+        if len(group) != 2 or not 0 <= group[0] <= group[1]:
+            raise ConfigError(f"{key} ranges must be [first, last] class ids, got {group}")
+    ordered = sorted(groups)
+    for before, after in itertools.pairwise(ordered):
+        if after[0] <= before[1]:
+            raise ConfigError(f"{key}: ranges {before} and {after} overlap")
 
 
 @dataclass(frozen=True)
