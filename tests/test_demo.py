@@ -13,7 +13,8 @@ def test_demo_quick_runs_end_to_end_and_resumes(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     text = json.dumps(results)
-    for row in ("Tubelet-Contrast", "Video-MoCo", "VideoMAE", "SIGMA-MLP", "Scratch (R(2+1)D)",
+    for row in ("Supervised (UCF-like labels)", "Tubelet-Contrast", "Video-MoCo", "VideoMAE",
+                "SIGMA-MLP", "Scratch (R(2+1)D)",
                 "Motion energy (hand-crafted)", "VideoMAE (ViT fine-tuning)",
                 "SIGMA-MLP (ViT fine-tuning)", "Scratch (ViT) (ViT fine-tuning)"):
         assert row in text
@@ -24,15 +25,23 @@ def test_demo_quick_runs_end_to_end_and_resumes(tmp_path):
     assert ("| control: hand-crafted motion beats scratch | Motion energy (hand-crafted) vs "
             "Scratch (ViT) | Gym-like (64) |") in report
     assert "| Tubelet-Contrast beats MoCo | Tubelet-Contrast vs Video-MoCo | FX-S1-like |" in report
+    assert ("| supervised ceiling beats scratch | Supervised (UCF-like labels) vs "
+            "Scratch (R(2+1)D) | UCF-like |") in report
     assert ("| fine-tuned pretraining beats fine-tuned scratch | VideoMAE (ViT fine-tuning) vs "
             "Scratch (ViT) (ViT fine-tuning) | UCF-like (40) fine-tuned |") in report
     assert "## Against the baselines" in first.stderr
+    # the bias profile: four splits read full / single (/ shuffled) by the scratch backbone
+    bias = report[report.index("## Bias profile"):]
+    for split in ("| UCF-like |", "| SSv2-like |", "| Gym-like event |", "| FX-S1-like elements |"):
+        assert split in bias
+    assert "## Bias profile" in first.stderr
+    assert "ava_like" not in text  # the demo's suite leaves detection to `--suite mini`
     assert (out / "results.csv").read_text().count("\n") > 6
     assert list((out / "plots").glob("*.png"))
-    for method in ("tubelet_contrast", "video_moco", "videomae", "sigma_mlp"):
+    for method in ("supervised", "tubelet_contrast", "video_moco", "videomae", "sigma_mlp"):
         done = json.loads((out / "pretrain" / method / "done.json").read_text())
         assert done["steps"] == 6
     again = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("pretrained before, reused") == 4
+    assert again.stderr.count("pretrained before, reused") == 5
     assert "done before, reused" in again.stderr

@@ -57,8 +57,10 @@ def cmd_configs_show(args: argparse.Namespace) -> int:
 
 def cmd_world(args: argparse.Namespace) -> int:
     from vidssl.data.world import generate_world
+    from vidssl.data.world.presets import resolve_preset
 
-    manifest = generate_world(args.out, preset=args.preset, seed=args.seed, workers=args.workers)
+    manifest = generate_world(args.out, preset=resolve_preset(args.preset, args.p_context),
+                              seed=args.seed, workers=args.workers)
     how = "reused" if manifest.elapsed_s is None else f"generated in {manifest.elapsed_s:.1f}s"
     print(f"world '{args.preset}' (seed {args.seed}) {how}: {args.out}")
     return 0
@@ -171,7 +173,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     run_demo(args.out, preset=args.preset, quick=args.quick, device=args.device or "cpu",
              seed=args.seed or 0, data_dir=args.data, seeds=args.seeds,
-             pretrain_epochs=args.pretrain_epochs)
+             pretrain_epochs=args.pretrain_epochs, p_context=args.p_context)
     return 0
 
 
@@ -183,6 +185,10 @@ def _yaml_mapping(text: str) -> dict:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{width: 0.25}}', got {text!r}")
     return value
+
+
+P_CONTEXT_HELP = ("P(a UCF-like / pretraining video shows its class's typical prop and set), "
+                  "per cue (default: the preset's, 0.5); 0 = labels carried by motion only")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="parallel rendering processes")
+    p.add_argument("--p-context", type=float, default=None, help=P_CONTEXT_HELP)
     p.set_defaults(func=cmd_world)
 
     p = sub.add_parser("data", help="dataset utilities (check a dataset on disk)")
@@ -324,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None,
                    help="seeds per experiment (default 3; 2 with --quick)")
     p.add_argument("--pretrain-epochs", type=int, default=None,
-                   help="pretraining epochs for every method (default: sized per preset)")
+                   help="pretraining epochs for every method (default: a step budget per preset)")
+    p.add_argument("--p-context", type=float, default=None, help=P_CONTEXT_HELP)
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,6 +1,7 @@
 """The main job: the generalization study end to end on the built-in synthetic world.
 
-    world (mini) -> pretrain each method (same engine and configs as a real run)
+    world (mini) -> pretrain each method (same engine and configs as a real run), and the
+                    same R(2+1)D with the UCF-like labels (the supervised ceiling)
                  -> `mini` SEVERE suite for every backbone, plus random-init "scratch" rows
                     and a hand-crafted motion-energy row (a positive control), every
                     experiment with several seeds; the ViT backbones (and scratch ViT) also
@@ -29,6 +30,7 @@ class PretrainRow:
 
     label: str
     config: str  # a bundled pretraining config (vidssl/configs/pretrain/)
+    world_part: str = "pretrain"  # the world folder it trains on (data.root)
 
 
 METHOD_ROWS = (
@@ -37,11 +39,18 @@ METHOD_ROWS = (
     PretrainRow("VideoMAE", "videomae_world.yaml"),
     PretrainRow("SIGMA-MLP", "sigma_mlp_world.yaml"),
 )
+# The ladder's ceiling: the methods' R(2+1)D trained with the labels of the UCF-like training
+# split with the world's fine-tuning recipe: the scratch row trained with labels.
+SUPERVISED_ROW = PretrainRow("Supervised (UCF-like labels)", "supervised_world.yaml", "ucf_like")
 
-# Pretraining epochs per world preset (None: the config's own), sized so that the default
-# `mini` demo (with 3 evaluation seeds) fits in 10 minutes on 2 CPU cores; 12-20x more
-# pretraining on a GPU did not change its conclusions (README). --quick: a few steps.
-PRETRAIN_EPOCHS = {"mini": {"tubelet_contrast": 4, "video_moco": 4, "videomae": 5, "sigma": 5}}
+# Pretraining budget per world preset: optimizer steps per method (the schedule ends there;
+# None: the config's own epochs), sized so that the `mini` demo with 3 evaluation seeds runs
+# in about 15 minutes on 2 CPU cores. The supervised row runs its recipe's 12 epochs (180
+# steps on the 240 UCF-like training videos). --pretrain-epochs N trains every method N
+# epochs instead; --quick: a few steps.
+PRETRAIN_STEPS = {"mini": {"tubelet_contrast": 120, "video_moco": 120, "videomae": 150,
+                           "sigma": 150, "supervised": None}}
+EVAL_SUITE = "mini_demo"  # `mini` without its detection parts
 # A positive control: a hand-crafted, parameter-free motion descriptor evaluated like the
 # backbones, to show what the suite reports when features do carry the classes' motion.
 REFERENCE_LABEL, REFERENCE_MODEL = "Motion energy (hand-crafted)", "motion_energy"
@@ -54,20 +63,24 @@ QUICK_SUITE_OVERRIDES = ("recipe.linear_epochs=5", "recipe.epochs=1")
 # a ViT-tiny forward and backward over all tokens is the demo's most expensive step on a CPU.
 VIT_SUITE, VIT_SUFFIX = "mini_vit", " (ViT fine-tuning)"
 QUICK_VIT_OVERRIDES = ("recipe.epochs=1", "recipe.warmup_epochs=0")
+# The world's bias profile (single-frame and shuffled-frame probes per split), read through
+# the frozen features of the R(2+1)D scratch backbone: the bundled `mini_bias` suite.
+BIAS_SUITE = "mini_bias"
 
 
 def _pretrain(row: PretrainRow, world: Path, out: Path, *, quick: bool, device: str,
               seed: int, preset: str, epochs: int | None) -> Path:
 
     run_dir = out / "pretrain" / row.config.removesuffix("_world.yaml")
-    overrides = [f"data.root={world / 'pretrain'}", f"train.device={device}", f"train.seed={seed}"]
-    if quick:
-        overrides.append(f"train.max_steps={QUICK_PRETRAIN_STEPS}")
+    overrides = [f"data.root={world / row.world_part}", f"train.device={device}",
+                 f"train.seed={seed}"]
     cfg = load_pretrain_config(row.config, overrides)
-    if epochs is None:
-        epochs = PRETRAIN_EPOCHS.get(preset, {}).get(cfg.method.name)
     if epochs is not None:
-        cfg.train = replace(cfg.train, epochs=epochs)
+        _set_epochs(cfg, epochs)
+    steps = QUICK_PRETRAIN_STEPS if quick else (
+        None if epochs is not None else PRETRAIN_STEPS.get(preset, {}).get(cfg.method.name))
+    if steps is not None:
+        cfg.train = replace(cfg.train, max_steps=steps)
     done = run_dir / "done.json"
     if done.is_file() and json.loads(done.read_text())["config"] == to_dict(cfg):
         console.print(f"[bold]{row.label}[/]: pretrained before, reused ({run_dir})")
@@ -79,11 +92,19 @@ def _pretrain(row: PretrainRow, world: Path, out: Path, *, quick: bool, device: 
     return result.last_checkpoint
 
 
+def _set_epochs(cfg, epochs: int) -> None:
+    """Train ``cfg`` for ``epochs``; multistep milestones keep their fraction of training."""
+    fraction = epochs / cfg.train.epochs
+    cfg.schedule = replace(cfg.schedule,
+                           milestones=[m * fraction for m in cfg.schedule.milestones])
+    cfg.train = replace(cfg.train, epochs=epochs)
+
+
 def _scratch_backbones() -> tuple[list[tuple[str, str, dict]], dict[str, str]]:
-    """One random-init row (label, model, kwargs) per distinct backbone the methods use, and
-    for each method row the label of its backbone's scratch row."""
+    """One random-init row (label, model, kwargs) per distinct backbone the pretrained rows
+    use, and for each pretrained row (supervised included) the label of its scratch row."""
     rows, scratch_of = {}, {}
-    for row in METHOD_ROWS:
+    for row in (SUPERVISED_ROW, *METHOD_ROWS):
         cfg = load_pretrain_config(row.config)
         key = (cfg.model.name, json.dumps(cfg.model.kwargs, sort_keys=True))
         if key not in rows:
@@ -96,18 +117,23 @@ def _scratch_backbones() -> tuple[list[tuple[str, str, dict]], dict[str, str]]:
 def comparisons(scratch_of: dict[str, str]) -> list:
     """What the study asks of its numbers: does each pretrained method beat the scratch row of
     its backbone in-domain and with few labels, and does Tubelet-Contrast beat video MoCo on
-    domain shift and fine-grained actions (its paper's claim)? The first rows are a control:
-    the hand-crafted motion descriptor against scratch. ``scratch_of``: label -> label."""
+    domain shift and fine-grained actions (its paper's claim)? The first rows are controls:
+    the hand-crafted motion descriptor against scratch, and the supervised ceiling against
+    scratch in-domain. ``scratch_of``: label -> label, supervised row included."""
     from vidssl.evaluation.report import Comparison
 
     in_domain = ("ucf_like", "ucf_like_40", "gym_like_64")
+    methods = dict(scratch_of)
+    ceiling_scratch = methods.pop(SUPERVISED_ROW.label)
     rows = [Comparison("control: hand-crafted motion beats scratch", REFERENCE_LABEL, scratch,
                        in_domain) for scratch in dict.fromkeys(scratch_of.values())]
+    rows.append(Comparison("supervised ceiling beats scratch", SUPERVISED_ROW.label,
+                           ceiling_scratch, in_domain))
     rows += [Comparison("pretraining beats scratch", label, scratch, in_domain)
-             for label, scratch in scratch_of.items()]
+             for label, scratch in methods.items()]
     rows += [Comparison("fine-tuned pretraining beats fine-tuned scratch", label + VIT_SUFFIX,
                         scratch + VIT_SUFFIX, ("ucf_like_40_ft",))
-             for label, scratch in scratch_of.items() if scratch == "Scratch (ViT)"]
+             for label, scratch in methods.items() if scratch == "Scratch (ViT)"]
     rows.append(Comparison("Tubelet-Contrast beats MoCo", "Tubelet-Contrast", "Video-MoCo",
                            ("gym_like", "ssv2_like", "vault_like", "floor_like", "fx_s1_like",
                             "ub_s1_like")))
@@ -116,12 +142,16 @@ def comparisons(scratch_of: dict[str, str]) -> list:
 
 def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = False,
              device: str = "cpu", seed: int = 0, data_dir: str | Path | None = None,
-             seeds: int | None = None, pretrain_epochs: int | None = None) -> dict:
+             seeds: int | None = None, pretrain_epochs: int | None = None,
+             p_context: float | None = None) -> dict:
     """Run the whole study; returns the paths of the report files. Every experiment runs with
     ``seeds`` seeds from ``seed`` (default 3, 2 with ``quick``); ``pretrain_epochs`` overrides
-    every method's pretraining epochs."""
+    every method's pretraining epochs; ``p_context`` the world's context prior (the motion-only
+    ablation: 0)."""
     from vidssl.data.world import generate_world
+    from vidssl.data.world.presets import resolve_preset
     from vidssl.evaluation import compare_runs, run_suite
+    from vidssl.evaluation.bias import bias_table
     from vidssl.evaluation.vit_protocol import is_vit
 
     started = time.perf_counter()
@@ -132,7 +162,7 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
     if seeds is None:
         seeds = QUICK_SEEDS if quick else DEFAULT_SEEDS
     console.rule(f"[bold]vidssl demo[/]: preset {preset}{' (quick)' if quick else ''} -> {out}")
-    generate_world(world, preset=preset, seed=seed)
+    generate_world(world, preset=resolve_preset(preset, p_context), seed=seed)
     eval_dirs = []
 
     def evaluate(suite: str, folder: str, label: str, **backbone) -> None:
@@ -143,26 +173,35 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
                   **backbone)
         eval_dirs.append(eval_dir)
 
-    for row in METHOD_ROWS:
+    for row in (SUPERVISED_ROW, *METHOD_ROWS):
         checkpoint = _pretrain(row, world, out, quick=quick, device=device, seed=seed,
                                preset=preset, epochs=pretrain_epochs)
         folder = row.config.removesuffix("_world.yaml")
-        evaluate("mini", folder, row.label, checkpoint=checkpoint)
+        evaluate(EVAL_SUITE, folder, row.label, checkpoint=checkpoint)
         if is_vit(load_pretrain_config(row.config).model.name):
             evaluate(VIT_SUITE, f"{folder}_vit_finetune", row.label + VIT_SUFFIX,
                      checkpoint=checkpoint)
     scratch, scratch_of = _scratch_backbones()
     for label, model, kwargs in scratch:
-        evaluate("mini", f"scratch_{model}", label, checkpoint=None, model=model,
+        evaluate(EVAL_SUITE, f"scratch_{model}", label, checkpoint=None, model=model,
                  model_kwargs=kwargs)
         if is_vit(model):
             evaluate(VIT_SUITE, f"scratch_{model}_vit_finetune", label + VIT_SUFFIX,
                      checkpoint=None, model=model, model_kwargs=kwargs)
-    evaluate("mini", REFERENCE_MODEL, REFERENCE_LABEL, checkpoint=None, model=REFERENCE_MODEL)
+    evaluate(EVAL_SUITE, REFERENCE_MODEL, REFERENCE_LABEL, checkpoint=None, model=REFERENCE_MODEL)
+    bias_dir = out / "evaluate" / "bias_profile"
+    _, model, kwargs = scratch[0]
+    run_suite(BIAS_SUITE, data_root=world, out=bias_dir, device=device, seed=seed, seeds=seeds,
+              resume="auto", overrides=list(QUICK_SUITE_OVERRIDES) if quick else [],
+              name=f"bias probe ({model}, random init)", checkpoint=None, model=model,
+              model_kwargs=kwargs)
     files = compare_runs(eval_dirs, out, title=f"vidssl demo ({preset}{', quick' if quick else ''})",
                          comparisons=comparisons(scratch_of))
+    with open(out / "report.md", "a") as report:
+        report.write("\n" + bias_table(bias_dir) + "\n")
     minutes = (time.perf_counter() - started) / 60
     console.print(main_table(out / "report.md"))
+    console.print(section(out / "report.md", "## Bias profile"))
     console.print(section(out / "report.md", "## Against the baselines"))
     console.rule(f"demo finished in {minutes:.1f} min")
     console.print(f"report: {out / 'report.md'} (tables per factor, plots in {out / 'plots'}); "
