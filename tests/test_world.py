@@ -397,3 +397,15 @@ def test_sensor_noise_is_fresh_in_every_frame(monkeypatch):
     assert np.all((sigma > 0.005) & (sigma < 0.014)), sigma
     correlation = np.corrcoef(noise[:-1].ravel(), noise[1:].ravel())[0, 1]
     assert abs(correlation) < 0.1  # fresh per frame, not frozen grain
+
+
+def test_p_context_reaches_the_preset_from_the_command_line():
+    from vidssl.cli import build_parser
+    from vidssl.data.world.presets import resolve_preset
+
+    assert resolve_preset("mini").p_context == 0.5
+    assert resolve_preset("mini", 0.0) == replace(PRESETS["mini"], p_context=0.0)
+    for command in (["world", "--out", "w", "--p-context", "0"], ["demo", "--p-context", "0"]):
+        assert build_parser().parse_args(command).p_context == 0.0
+    with pytest.raises(ValueError, match="p_context"):
+        resolve_preset("tiny", 1.5)
