@@ -52,6 +52,7 @@ from vidssl.data.world.motions import (
     TAU,
     MotionClass,
     Track,
+    draw,
     spiral,
 )
 from vidssl.data.world.render import place_group, render
@@ -216,19 +217,15 @@ def _reversed(track: Track) -> Track:
 
 def lift(rng, t, height=(0.3, 0.45)) -> Track:
     """Raised straight up with a smooth start and stop: ``y = -h (3 t^2 - 2 t^3)``."""
-    rise = draw_range(rng, height) * (3 * t**2 - 2 * t**3)
+    rise = draw(rng, height) * (3 * t**2 - 2 * t**3)
     drift = rng.uniform(-0.05, 0.05) * t
     return Track(np.stack([drift, -rise], 1), np.zeros_like(t), np.ones_like(t))
 
 
 def approach_camera(rng, t, growth=(1.6, 2.0)) -> Track:
     """Brought towards the camera: the apparent size grows smoothly by a factor ``g``."""
-    scale = 1.0 + (draw_range(rng, growth) - 1.0) * (3 * t**2 - 2 * t**3)
+    scale = 1.0 + (draw(rng, growth) - 1.0) * (3 * t**2 - 2 * t**3)
     return Track(np.zeros((len(t), 2)), np.zeros_like(t), scale)
-
-
-def draw_range(rng, bounds) -> float:
-    return float(rng.uniform(*bounds))
 
 
 @dataclass(frozen=True)
