@@ -165,13 +165,17 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
     generate_world(world, preset=resolve_preset(preset, p_context), seed=seed)
     eval_dirs = []
 
-    def evaluate(suite: str, folder: str, label: str, **backbone) -> None:
+    def run(suite: str, folder: str, label: str, **backbone) -> Path:
         overrides = (QUICK_VIT_OVERRIDES if suite == VIT_SUITE else QUICK_SUITE_OVERRIDES)
         eval_dir = out / "evaluate" / folder
         run_suite(suite, data_root=world, out=eval_dir, device=device, seed=seed, seeds=seeds,
                   resume="auto", overrides=list(overrides) if quick else [], name=label,
                   **backbone)
-        eval_dirs.append(eval_dir)
+        return eval_dir
+
+    def evaluate(suite: str, folder: str, label: str, **backbone) -> None:
+        """Run a suite for one report row."""
+        eval_dirs.append(run(suite, folder, label, **backbone))
 
     for row in (SUPERVISED_ROW, *METHOD_ROWS):
         checkpoint = _pretrain(row, world, out, quick=quick, device=device, seed=seed,
@@ -189,12 +193,9 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
             evaluate(VIT_SUITE, f"scratch_{model}_vit_finetune", label + VIT_SUFFIX,
                      checkpoint=None, model=model, model_kwargs=kwargs)
     evaluate(EVAL_SUITE, REFERENCE_MODEL, REFERENCE_LABEL, checkpoint=None, model=REFERENCE_MODEL)
-    bias_dir = out / "evaluate" / "bias_profile"
     _, model, kwargs = scratch[0]
-    run_suite(BIAS_SUITE, data_root=world, out=bias_dir, device=device, seed=seed, seeds=seeds,
-              resume="auto", overrides=list(QUICK_SUITE_OVERRIDES) if quick else [],
-              name=f"bias probe ({model}, random init)", checkpoint=None, model=model,
-              model_kwargs=kwargs)
+    bias_dir = run(BIAS_SUITE, "bias_profile", f"bias probe ({model}, random init)",
+                   checkpoint=None, model=model, model_kwargs=kwargs)
     files = compare_runs(eval_dirs, out, title=f"vidssl demo ({preset}{', quick' if quick else ''})",
                          comparisons=comparisons(scratch_of))
     with open(out / "report.md", "a") as report:
