@@ -60,10 +60,15 @@ class DetectionModel(nn.Module):
         return self.head(features, boxes, tuple(video.shape[-2:]))
 
     def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """BCE averaged over the boxes of the *global* batch: each rank returns
+        ``sum_rank BCE * world_size / N_global``, which DDP's gradient average turns into the
+        one-process mean, however unevenly the boxes fall on the ranks."""
         mask = batch["box_mask"]
         boxes = [b[m] for b, m in zip(batch["boxes"], mask)]
         logits = self(batch["video"], boxes)
-        return {"loss": self.task.loss(logits, batch["box_labels"][mask])}
+        total = self.task.loss(logits, batch["box_labels"][mask], reduction="sum")
+        count = D.all_reduce(torch.tensor(float(logits.numel()), device=logits.device))
+        return {"loss": total * D.get_world_size() / count.clamp(min=1.0)}
 
 
 def build_sets(experiment: Experiment, recipe: Recipe, root: str | Path, seed: int,
@@ -297,6 +302,9 @@ def run_detection(experiment: Experiment, recipe: Recipe, task: Task, backbone: 
     model = DetectionModel(backbone, head, task)
     settings = train_settings(recipe, train_size=len(train), seed=seed, device=device,
                               max_steps=max_steps, resume=resume, progress=progress)
+    # the RoI head reads the token map, not the pooled output (a ViT's fc_norm gets no
+    # gradient): DDP must not wait for those parameters
+    settings.train = dataclasses.replace(settings.train, find_unused_parameters=True)
     spec = getattr(backbone, "model_spec", None)
     extra = {"backbone_prefix": "backbone.", "model_spec": spec} if spec else None
     result = fit(model, train, settings, out_dir, config=recipe, checkpoint_extra=extra)

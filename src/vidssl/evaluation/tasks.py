@@ -386,8 +386,8 @@ class Detection(Task):
     def build_head(self, num_features, dataset, dropout=0.5):
         return RoIActionHead(num_features, _num_classes(dataset), dropout=dropout)
 
-    def loss(self, outputs, targets):
-        return RoIActionHead.loss(outputs, targets)
+    def loss(self, outputs, targets, reduction: str = "mean"):
+        return RoIActionHead.loss(outputs, targets, reduction)
 
     def merge_views(self, outputs):
         return outputs.sigmoid()  # one clip per keyframe: per-box action probabilities

@@ -155,9 +155,11 @@ class RoIActionHead(nn.Module):
         return self.projection(self.dropout(self.pool(feature_map, boxes, input_size)))
 
     @staticmethod
-    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean binary cross-entropy over boxes and classes; ``targets`` multi-hot."""
-        return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))
+    def loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """Binary cross-entropy over boxes and classes (``reduction`` as in ``F``'s);
+        ``targets`` multi-hot."""
+        return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype),
+                                                  reduction=reduction)
 
 
 __all__ = ["RoIActionHead", "boxes_to_rois", "roi_align"]
