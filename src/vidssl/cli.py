@@ -173,7 +173,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     run_demo(args.out, preset=args.preset, quick=args.quick, device=args.device or "cpu",
              seed=args.seed or 0, data_dir=args.data, seeds=args.seeds,
-             pretrain_epochs=args.pretrain_epochs, p_context=args.p_context)
+             pretrain_epochs=args.pretrain_epochs, p_context=args.p_context, workers=args.workers)
     return 0
 
 
@@ -333,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrain-epochs", type=int, default=None,
                    help="pretraining epochs for every method (default: a step budget per preset)")
     p.add_argument("--p-context", type=float, default=None, help=P_CONTEXT_HELP)
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes running the stages side by side (default: one per CPU "
+                        "core, at most 2; 1 with --device cuda)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -11,6 +11,9 @@
 
 Every stage is resumable: a finished pretraining or experiment is reused, an interrupted one
 continues from its last checkpoint, so a second ``vidssl demo`` picks up where the first stopped.
+The stages are independent jobs (a row's suites wait only for its own pretraining), run by
+``workers`` processes side by side (``vidssl.demo_jobs``): on a CPU, one single-threaded
+process per core uses the cores better than one process with intra-op threads on 32-px clips.
 """
 from __future__ import annotations
 
@@ -66,10 +69,11 @@ QUICK_VIT_OVERRIDES = ("recipe.epochs=1", "recipe.warmup_epochs=0")
 # The world's bias profile (single-frame and shuffled-frame probes per split), read through
 # the frozen features of the R(2+1)D scratch backbone: the bundled `mini_bias` suite.
 BIAS_SUITE = "mini_bias"
+BIAS_SEEDS = 1  # an instrument, not a comparison: 3 seeds cost ~10% of the demo's CPU time
 
 
 def _pretrain(row: PretrainRow, world: Path, out: Path, *, quick: bool, device: str,
-              seed: int, preset: str, epochs: int | None) -> Path:
+              seed: int, preset: str, epochs: int | None, progress: bool = True) -> Path:
 
     run_dir = out / "pretrain" / row.config.removesuffix("_world.yaml")
     overrides = [f"data.root={world / row.world_part}", f"train.device={device}",
@@ -86,7 +90,7 @@ def _pretrain(row: PretrainRow, world: Path, out: Path, *, quick: bool, device: 
         console.print(f"[bold]{row.label}[/]: pretrained before, reused ({run_dir})")
         return run_dir / "checkpoints" / "last.pt"
     console.print(f"[bold]pretraining {row.label}[/] ({cfg.model.name}, {cfg.method.name}) -> {run_dir}")
-    result = run_pretrain(cfg, run_dir, resume="auto")
+    result = run_pretrain(cfg, run_dir, resume="auto", progress=progress)
     done.write_text(json.dumps({"config": to_dict(cfg), "steps": result.step,
                                 "seconds": round(result.seconds, 1)}, indent=1))
     return result.last_checkpoint
@@ -140,17 +144,31 @@ def comparisons(scratch_of: dict[str, str]) -> list:
     return rows
 
 
+def _suite(suite: str, eval_dir: Path, label: str, *, world: Path, device: str, seed: int,
+           seeds: int, quick: bool, progress: bool, **backbone) -> Path:
+    """One report row's suite run (a demo job); returns its folder."""
+    from vidssl.evaluation import run_suite
+
+    overrides = QUICK_VIT_OVERRIDES if suite == VIT_SUITE else QUICK_SUITE_OVERRIDES
+    run_suite(suite, data_root=world, out=eval_dir, device=device, seed=seed, seeds=seeds,
+              resume="auto", overrides=list(overrides) if quick else [], name=label,
+              progress=progress, **backbone)
+    return eval_dir
+
+
 def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = False,
              device: str = "cpu", seed: int = 0, data_dir: str | Path | None = None,
              seeds: int | None = None, pretrain_epochs: int | None = None,
-             p_context: float | None = None) -> dict:
+             p_context: float | None = None, workers: int | None = None) -> dict:
     """Run the whole study; returns the paths of the report files. Every experiment runs with
     ``seeds`` seeds from ``seed`` (default 3, 2 with ``quick``); ``pretrain_epochs`` overrides
     every method's pretraining epochs; ``p_context`` the world's context prior (the motion-only
-    ablation: 0)."""
+    ablation: 0); ``workers`` processes run the stages side by side (default
+    ``demo_jobs.default_workers``: one per CPU core, at most 2; 1 on CUDA)."""
     from vidssl.data.world import generate_world
     from vidssl.data.world.presets import resolve_preset
-    from vidssl.evaluation import compare_runs, run_suite
+    from vidssl.demo_jobs import Job, default_workers, run_jobs
+    from vidssl.evaluation import compare_runs
     from vidssl.evaluation.bias import bias_table
     from vidssl.evaluation.vit_protocol import is_vit
 
@@ -161,41 +179,51 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
         preset = QUICK_PRESET
     if seeds is None:
         seeds = QUICK_SEEDS if quick else DEFAULT_SEEDS
-    console.rule(f"[bold]vidssl demo[/]: preset {preset}{' (quick)' if quick else ''} -> {out}")
+    workers = default_workers(device) if workers is None else workers
+    console.rule(f"[bold]vidssl demo[/]: preset {preset}{' (quick)' if quick else ''} -> {out} "
+                 f"({workers} worker{'s' if workers > 1 else ''})")
     generate_world(world, preset=resolve_preset(preset, p_context), seed=seed)
-    eval_dirs = []
+    common = {"world": world, "device": device, "seed": seed, "seeds": seeds, "quick": quick,
+              "progress": workers == 1}
+    rows: list[tuple[str, str, Path]] = []  # (suite, label, folder) in report order
 
-    def run(suite: str, folder: str, label: str, **backbone) -> Path:
-        overrides = (QUICK_VIT_OVERRIDES if suite == VIT_SUITE else QUICK_SUITE_OVERRIDES)
-        eval_dir = out / "evaluate" / folder
-        run_suite(suite, data_root=world, out=eval_dir, device=device, seed=seed, seeds=seeds,
-                  resume="auto", overrides=list(overrides) if quick else [], name=label,
-                  **backbone)
-        return eval_dir
+    def suites(folder: str, label: str, vit: bool, **backbone) -> list[Job]:
+        """The evaluation jobs of one report row (the ViT rows also fine-tuned)."""
+        plan = [(EVAL_SUITE, folder, label)]
+        if vit:
+            plan.append((VIT_SUITE, f"{folder}_vit_finetune", label + VIT_SUFFIX))
+        for suite, name, row_label in plan:
+            rows.append((suite, row_label, out / "evaluate" / name))
+        return [Job(f"{row_label}: {suite}", _suite, {"suite": suite, "eval_dir": out / "evaluate" / name,
+                                        "label": row_label, **common, **backbone})
+                for suite, name, row_label in plan]
 
-    def evaluate(suite: str, folder: str, label: str, **backbone) -> None:
-        """Run a suite for one report row."""
-        eval_dirs.append(run(suite, folder, label, **backbone))
-
-    for row in (SUPERVISED_ROW, *METHOD_ROWS):
-        checkpoint = _pretrain(row, world, out, quick=quick, device=device, seed=seed,
-                               preset=preset, epochs=pretrain_epochs)
+    def pretrained(row: PretrainRow) -> Job:
+        vit = is_vit(load_pretrain_config(row.config).model.name)
         folder = row.config.removesuffix("_world.yaml")
-        evaluate(EVAL_SUITE, folder, row.label, checkpoint=checkpoint)
-        if is_vit(load_pretrain_config(row.config).model.name):
-            evaluate(VIT_SUITE, f"{folder}_vit_finetune", row.label + VIT_SUFFIX,
-                     checkpoint=checkpoint)
+        return Job(f"pretrain {row.label}", _pretrain,
+                   {"row": row, "world": world, "out": out, "quick": quick, "device": device,
+                    "seed": seed, "preset": preset, "epochs": pretrain_epochs,
+                    "progress": workers == 1},
+                   then=lambda checkpoint: suites(folder, row.label, vit, checkpoint=checkpoint))
+
+    jobs = [pretrained(row) for row in (SUPERVISED_ROW, *METHOD_ROWS)]
     scratch, scratch_of = _scratch_backbones()
     for label, model, kwargs in scratch:
-        evaluate(EVAL_SUITE, f"scratch_{model}", label, checkpoint=None, model=model,
-                 model_kwargs=kwargs)
-        if is_vit(model):
-            evaluate(VIT_SUITE, f"scratch_{model}_vit_finetune", label + VIT_SUFFIX,
-                     checkpoint=None, model=model, model_kwargs=kwargs)
-    evaluate(EVAL_SUITE, REFERENCE_MODEL, REFERENCE_LABEL, checkpoint=None, model=REFERENCE_MODEL)
+        jobs += suites(f"scratch_{model}", label, is_vit(model), checkpoint=None, model=model,
+                       model_kwargs=kwargs)
+    jobs += suites(REFERENCE_MODEL, REFERENCE_LABEL, False, checkpoint=None,
+                   model=REFERENCE_MODEL)
     _, model, kwargs = scratch[0]
-    bias_dir = run(BIAS_SUITE, "bias_profile", f"bias probe ({model}, random init)",
-                   checkpoint=None, model=model, model_kwargs=kwargs)
+    bias_dir = out / "evaluate" / "bias_profile"
+    jobs.append(Job("bias profile", _suite, {
+        "suite": BIAS_SUITE, "eval_dir": bias_dir, "label": f"bias probe ({model}, random init)",
+        **common, "seeds": min(seeds, BIAS_SEEDS), "checkpoint": None, "model": model,
+        "model_kwargs": kwargs}))
+    run_jobs(jobs, workers)
+    order = [label for label, _, _ in (*scratch, (REFERENCE_LABEL, None, None))]
+    eval_dirs = [folder for _, label, folder in sorted(
+        rows, key=lambda r: _report_position(r[1], order))]
     files = compare_runs(eval_dirs, out, title=f"vidssl demo ({preset}{', quick' if quick else ''})",
                          comparisons=comparisons(scratch_of))
     with open(out / "report.md", "a") as report:
@@ -208,6 +236,14 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
     console.print(f"report: {out / 'report.md'} (tables per factor, plots in {out / 'plots'}); "
                   f"numbers: {out / 'results.csv'}, {out / 'results.json'}")
     return files
+
+
+def _report_position(label: str, after: list[str]) -> tuple[int, int]:
+    """The ladder's order: supervised, the methods (each followed by its ViT fine-tuning row),
+    the scratch rows, the motion-energy control."""
+    ladder = [r.label for r in (SUPERVISED_ROW, *METHOD_ROWS)] + after
+    base = label.removesuffix(VIT_SUFFIX)
+    return ladder.index(base), int(label != base)
 
 
 def section(report: Path, heading: str) -> str:
