@@ -45,3 +45,30 @@ def test_demo_quick_runs_end_to_end_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("pretrained before, reused") == 5
     assert "done before, reused" in again.stderr
+
+
+class _Planned(Exception):
+    pass
+
+
+def test_detection_flag_puts_the_detection_parts_in_every_row(tmp_path, monkeypatch):
+    """`--detection` evaluates each row on the full `mini` suite (AVA-like, UCF101-24-like
+    included); without it the rows run `mini_demo`. The bias profile is the same either way."""
+    import vidssl.data.world
+    import vidssl.demo_jobs
+    from vidssl.demo import run_demo
+
+    def capture(jobs, workers):
+        raise _Planned(jobs)
+
+    monkeypatch.setattr(vidssl.data.world, "generate_world", lambda *a, **k: None)
+    monkeypatch.setattr(vidssl.demo_jobs, "run_jobs", capture)
+    for detection, suite in ((False, "mini_demo"), (True, "mini")):
+        with pytest.raises(_Planned) as planned:
+            run_demo(tmp_path, quick=True, detection=detection, workers=1)
+        jobs = planned.value.args[0]
+        rows = [j.kwargs["suite"] for j in jobs if "suite" in j.kwargs]
+        assert rows.count(suite) == 3 and "mini_bias" in rows  # 2 scratch rows + the control
+        follow = [j for j in jobs if j.then is not None]  # pretraining -> its suites
+        assert len(follow) == 5
+        assert {f.kwargs["suite"] for f in follow[0].then("ckpt.pt")} == {suite}

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vidssl.data.world.generate import render_job
-from vidssl.data.world.parts import PARTS
 from vidssl.data.world.presets import PRESETS
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_detection_task import write_detection_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
@@ -63,11 +64,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("detworld")
-    for name in ("ava_like", "ucf24_like"):
-        jobs = PARTS[name].jobs(WORLD)
-        PARTS[name].annotate(data / name, WORLD, jobs, [render_job(j, WORLD, 0, data) for j in jobs])
-    return data
+    return write_detection_parts(tmp_path_factory.mktemp("detworld"), WORLD)
 
 
 @pytest.mark.slow  # two `vidssl evaluate` runs fine-tuning two tiny detectors: ~30-60 s

@@ -31,13 +31,17 @@ SMALL = replace(PRESETS["tiny"], det_size=32, ava_train_videos=2, ava_test_video
                 ava_seconds=3, ava_fps=4, ucf24_train=1, ucf24_test=1, ucf24_frames=8)
 
 
+def write_detection_parts(out: Path, preset) -> Path:
+    """The world's ava_like/ and ucf24_like/ parts of ``preset`` under ``out``."""
+    for name in ("ava_like", "ucf24_like"):
+        jobs = PARTS[name].jobs(preset)
+        PARTS[name].annotate(out / name, preset, jobs, [render_job(j, preset, 0, out) for j in jobs])
+    return out
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("detworld")
-    for name in ("ava_like", "ucf24_like"):
-        jobs = PARTS[name].jobs(SMALL)
-        PARTS[name].annotate(out / name, SMALL, jobs, [render_job(j, SMALL, 0, out) for j in jobs])
-    return out
+    return write_detection_parts(tmp_path_factory.mktemp("detworld"), SMALL)
 
 
 def test_ava_like_is_official_ava_and_boxes_hold_their_actors(world):

@@ -173,7 +173,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     run_demo(args.out, preset=args.preset, quick=args.quick, device=args.device or "cpu",
              seed=args.seed or 0, data_dir=args.data, seeds=args.seeds,
-             pretrain_epochs=args.pretrain_epochs, p_context=args.p_context, workers=args.workers)
+             pretrain_epochs=args.pretrain_epochs, p_context=args.p_context, workers=args.workers,
+             detection=args.detection)
     return 0
 
 
@@ -336,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None,
                    help="processes running the stages side by side (default: one per CPU "
                         "core, at most 2; 1 with --device cuda)")
+    p.add_argument("--detection", action="store_true",
+                   help="also evaluate every row on the AVA-like and UCF101-24-like detection "
+                        "parts (the full `mini` suite; ~46 CPU-s more per row)")
     p.set_defaults(func=cmd_demo)
     return parser
 

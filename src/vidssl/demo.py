@@ -54,6 +54,7 @@ SUPERVISED_ROW = PretrainRow("Supervised (UCF-like labels)", "supervised_world.y
 PRETRAIN_STEPS = {"mini": {"tubelet_contrast": 120, "video_moco": 120, "videomae": 150,
                            "sigma": 150, "supervised": None}}
 EVAL_SUITE = "mini_demo"  # `mini` without its detection parts
+DETECTION_SUITE = "mini"  # with --detection: AVA-like and UCF101-24-like too (~46 CPU-s a row)
 # A positive control: a hand-crafted, parameter-free motion descriptor evaluated like the
 # backbones, to show what the suite reports when features do carry the classes' motion.
 REFERENCE_LABEL, REFERENCE_MODEL = "Motion energy (hand-crafted)", "motion_energy"
@@ -159,12 +160,14 @@ def _suite(suite: str, eval_dir: Path, label: str, *, world: Path, device: str, 
 def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = False,
              device: str = "cpu", seed: int = 0, data_dir: str | Path | None = None,
              seeds: int | None = None, pretrain_epochs: int | None = None,
-             p_context: float | None = None, workers: int | None = None) -> dict:
+             p_context: float | None = None, workers: int | None = None,
+             detection: bool = False) -> dict:
     """Run the whole study; returns the paths of the report files. Every experiment runs with
     ``seeds`` seeds from ``seed`` (default 3, 2 with ``quick``); ``pretrain_epochs`` overrides
     every method's pretraining epochs; ``p_context`` the world's context prior (the motion-only
     ablation: 0); ``workers`` processes run the stages side by side (default
-    ``demo_jobs.default_workers``: one per CPU core, at most 2; 1 on CUDA)."""
+    ``demo_jobs.default_workers``: one per CPU core, at most 2; 1 on CUDA); ``detection``
+    evaluates every row on the `mini` suite's AVA-like and UCF101-24-like parts too."""
     from vidssl.data.world import generate_world
     from vidssl.data.world.presets import resolve_preset
     from vidssl.demo_jobs import Job, default_workers, run_jobs
@@ -189,7 +192,7 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
 
     def suites(folder: str, label: str, vit: bool, **backbone) -> list[Job]:
         """The evaluation jobs of one report row (the ViT rows also fine-tuned)."""
-        plan = [(EVAL_SUITE, folder, label)]
+        plan = [(DETECTION_SUITE if detection else EVAL_SUITE, folder, label)]
         if vit:
             plan.append((VIT_SUITE, f"{folder}_vit_finetune", label + VIT_SUFFIX))
         for suite, name, row_label in plan:
