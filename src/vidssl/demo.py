@@ -188,34 +188,37 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
     generate_world(world, preset=resolve_preset(preset, p_context), seed=seed)
     common = {"world": world, "device": device, "seed": seed, "seeds": seeds, "quick": quick,
               "progress": workers == 1}
-    rows: list[tuple[str, str, Path]] = []  # (suite, label, folder) in report order
+    rows: list[tuple[str, str, Path]] = []  # (suite, label, folder), in report order
 
-    def suites(folder: str, label: str, vit: bool, **backbone) -> list[Job]:
-        """The evaluation jobs of one report row (the ViT rows also fine-tuned)."""
-        plan = [(DETECTION_SUITE if detection else EVAL_SUITE, folder, label)]
+    def plan(folder: str, label: str, vit: bool) -> list[tuple[str, str, Path]]:
+        """The suites of one report row (the ViT rows also fine-tuned), recorded in order."""
+        entries = [(DETECTION_SUITE if detection else EVAL_SUITE, label, out / "evaluate" / folder)]
         if vit:
-            plan.append((VIT_SUITE, f"{folder}_vit_finetune", label + VIT_SUFFIX))
-        for suite, name, row_label in plan:
-            rows.append((suite, row_label, out / "evaluate" / name))
-        return [Job(f"{row_label}: {suite}", _suite, {"suite": suite, "eval_dir": out / "evaluate" / name,
-                                        "label": row_label, **common, **backbone})
-                for suite, name, row_label in plan]
+            entries.append((VIT_SUITE, label + VIT_SUFFIX,
+                            out / "evaluate" / f"{folder}_vit_finetune"))
+        rows.extend(entries)
+        return entries
+
+    def suites(entries: list[tuple[str, str, Path]], **backbone) -> list[Job]:
+        return [Job(f"{label}: {suite}", _suite, {"suite": suite, "eval_dir": folder,
+                                                  "label": label, **common, **backbone})
+                for suite, label, folder in entries]
 
     def pretrained(row: PretrainRow) -> Job:
-        vit = is_vit(load_pretrain_config(row.config).model.name)
-        folder = row.config.removesuffix("_world.yaml")
+        entries = plan(row.config.removesuffix("_world.yaml"), row.label,
+                       is_vit(load_pretrain_config(row.config).model.name))
         return Job(f"pretrain {row.label}", _pretrain,
                    {"row": row, "world": world, "out": out, "quick": quick, "device": device,
                     "seed": seed, "preset": preset, "epochs": pretrain_epochs,
                     "progress": workers == 1},
-                   then=lambda checkpoint: suites(folder, row.label, vit, checkpoint=checkpoint))
+                   then=lambda checkpoint: suites(entries, checkpoint=checkpoint))
 
     jobs = [pretrained(row) for row in (SUPERVISED_ROW, *METHOD_ROWS)]
     scratch, scratch_of = _scratch_backbones()
     for label, model, kwargs in scratch:
-        jobs += suites(f"scratch_{model}", label, is_vit(model), checkpoint=None, model=model,
-                       model_kwargs=kwargs)
-    jobs += suites(REFERENCE_MODEL, REFERENCE_LABEL, False, checkpoint=None,
+        jobs += suites(plan(f"scratch_{model}", label, is_vit(model)), checkpoint=None,
+                       model=model, model_kwargs=kwargs)
+    jobs += suites(plan(REFERENCE_MODEL, REFERENCE_LABEL, False), checkpoint=None,
                    model=REFERENCE_MODEL)
     _, model, kwargs = scratch[0]
     bias_dir = out / "evaluate" / "bias_profile"
@@ -224,9 +227,7 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
         **common, "seeds": min(seeds, BIAS_SEEDS), "checkpoint": None, "model": model,
         "model_kwargs": kwargs}))
     run_jobs(jobs, workers)
-    order = [label for label, _, _ in (*scratch, (REFERENCE_LABEL, None, None))]
-    eval_dirs = [folder for _, label, folder in sorted(
-        rows, key=lambda r: _report_position(r[1], order))]
+    eval_dirs = [folder for _, _, folder in rows]
     files = compare_runs(eval_dirs, out, title=f"vidssl demo ({preset}{', quick' if quick else ''})",
                          comparisons=comparisons(scratch_of))
     with open(out / "report.md", "a") as report:
@@ -239,14 +240,6 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
     console.print(f"report: {out / 'report.md'} (tables per factor, plots in {out / 'plots'}); "
                   f"numbers: {out / 'results.csv'}, {out / 'results.json'}")
     return files
-
-
-def _report_position(label: str, after: list[str]) -> tuple[int, int]:
-    """The ladder's order: supervised, the methods (each followed by its ViT fine-tuning row),
-    the scratch rows, the motion-energy control."""
-    ladder = [r.label for r in (SUPERVISED_ROW, *METHOD_ROWS)] + after
-    base = label.removesuffix(VIT_SUFFIX)
-    return ladder.index(base), int(label != base)
 
 
 def section(report: Path, heading: str) -> str:
