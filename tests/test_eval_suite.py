@@ -53,6 +53,23 @@ def test_overrides_precedence_and_errors():
         load_suite("full", ["recipe.protocol=magic"])
 
 
+def test_a_suite_file_carries_overrides_and_the_command_line_wins(tmp_path):
+    finetune = load_suite("mini_finetune")
+    assert [e.name for e in finetune.experiments] == ["ucf_like", "ucf_like_40"]
+    assert {finetune.recipe_for(e).protocol for e in finetune.experiments} == {"finetune"}
+    assert load_suite("mini").recipe_for(load_suite("mini").experiment("ucf_like")).protocol == "linear"
+    linear = load_suite("mini_finetune", ["recipe.protocol=linear"])
+    assert linear.recipe_for(linear.experiment("ucf_like")).protocol == "linear"
+    child = tmp_path / "child.yaml"  # extends a suite that has overrides: both lists apply
+    child.write_text(yaml.safe_dump({"name": "child", "extends": "mini_finetune",
+                                     "only": ["ucf_like"], "overrides": ["recipe.epochs=3"]}))
+    recipe = load_suite(child).recipe_for(load_suite(child).experiment("ucf_like"))
+    assert (recipe.protocol, recipe.epochs) == ("finetune", 3)
+    child.write_text(yaml.safe_dump({"name": "child", "extends": "mini", "overrides": "x=1"}))
+    with pytest.raises(ConfigError, match=r"child.yaml: overrides must be a list"):
+        load_suite(child)
+
+
 def test_suite_file_errors_name_the_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"factors": {"domain": [

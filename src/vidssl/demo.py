@@ -47,11 +47,14 @@ METHOD_ROWS = (
 SUPERVISED_ROW = PretrainRow("Supervised (UCF-like labels)", "supervised_world.yaml", "ucf_like")
 
 # Pretraining budget per world preset: optimizer steps per method (the schedule ends there;
-# None: the config's own epochs), sized so that the `mini` demo with 3 evaluation seeds runs
-# in about 15 minutes on 2 CPU cores. The supervised row runs its recipe's 12 epochs (180
-# steps on the 240 UCF-like training videos). --pretrain-epochs N trains every method N
-# epochs instead; --quick: a few steps.
-PRETRAIN_STEPS = {"mini": {"tubelet_contrast": 120, "video_moco": 120, "videomae": 150,
+# None: the config's own epochs), sized so that `make demo` on the `mini` world with 3
+# evaluation seeds fits in 15 minutes on 2 CPU cores, venv included: a contrastive step
+# (2 x 16 clips through the R(2+1)D and its key encoder) costs ~1.2-2.2 CPU-s, a masked step
+# (10% of the tokens) ~0.5. The supervised row runs its recipe's 12 epochs (180 steps on
+# the 240 UCF-like training videos). At these budgets no method learns features that beat
+# scratch (docs/demo.md); --pretrain-epochs N trains every method N epochs instead; --quick:
+# a few steps.
+PRETRAIN_STEPS = {"mini": {"tubelet_contrast": 60, "video_moco": 60, "videomae": 150,
                            "sigma": 150, "supervised": None}}
 EVAL_SUITE = "mini_demo"  # `mini` without its detection parts
 DETECTION_SUITE = "mini"  # with --detection: AVA-like and UCF101-24-like too (~46 CPU-s a row)

@@ -19,7 +19,9 @@ A suite YAML (bundled: ``vidssl/configs/evaluate/{severe,full,mini}.yaml``)::
         - {experiments: [ssv2], recipe: {epochs: 25, milestones: [12, 19, 22]}}
 
 A suite may instead ``extends: OTHER`` and keep ``only: [names]`` of OTHER's experiments
-(``severe.yaml`` is ``full.yaml`` restricted to the benchmark), so recipes exist once.
+(``severe.yaml`` is ``full.yaml`` restricted to the benchmark), so recipes exist once, and
+may carry ``overrides: [recipe.protocol=finetune, ...]`` (the command line's syntax, applied
+before the command line's own; ``mini_finetune.yaml``).
 
 The evaluation protocol (``EVALUATION_PROTOCOLS``) sets each recipe's ``selection``: ``paper``
 trains on all of train and selects on the test split (``paper_selection``: ``test``, or
@@ -358,7 +360,7 @@ def suite_path(name_or_path: str | Path) -> Path:
 
 
 SUITE_KEYS = ("name", "description", "extends", "only", "benchmark", "protocol", "recipes",
-              "variants", "factors")
+              "variants", "factors", "overrides")
 
 
 def load_suite(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
@@ -399,12 +401,21 @@ def _read_suite(path: Path, depth: int = 0) -> dict:
             parent = {**parent, "benchmark": []}  # a partial benchmark has no SEVERE mean
     merged = {**parent, "factors": factors,
               "recipes": {**(parent.get("recipes") or {}), **(data.get("recipes") or {})},
-              "variants": {**(parent.get("variants") or {}), **(data.get("variants") or {})}}
+              "variants": {**(parent.get("variants") or {}), **(data.get("variants") or {})},
+              "overrides": [*_override_list(parent, path), *_override_list(data, path)]}
     merged.update({k: data[k] for k in ("name", "description", "benchmark", "protocol")
                    if k in data})
     merged.pop("only", None)
     merged.pop("extends", None)
     return merged
+
+
+def _override_list(data: dict, where) -> list[str]:
+    """A suite's ``overrides``: dotted ``KEY=VALUE`` strings, applied before the command line's."""
+    written = data.get("overrides") or []
+    if not isinstance(written, list) or not all(isinstance(o, str) for o in written):
+        raise ConfigError(f"{where}: overrides must be a list of 'KEY=VALUE' strings")
+    return written
 
 
 def _keep_variants(variants: dict, keep: list[str]) -> dict:
@@ -452,7 +463,8 @@ def _variant_fields(data: dict, names: list[str], where: str) -> dict[str, dict[
 def parse_suite(data: dict, where: str = "<dict>", overrides=(), protocol: str | None = None,
                 variant: str | None = None) -> Suite:
     data = dict(data)
-    known = ("name", "description", "benchmark", "protocol", "recipes", "variants", "factors")
+    known = ("name", "description", "benchmark", "protocol", "recipes", "variants", "factors",
+             "overrides")
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]} (known: {', '.join(known)}; "
@@ -485,7 +497,8 @@ def parse_suite(data: dict, where: str = "<dict>", overrides=(), protocol: str |
                               "experiment of an earlier factor (or earlier in the list) that "
                               "runs itself")
 
-    global_recipe, per_experiment, recipe_edits = _split_overrides(list(overrides), names, where)
+    global_recipe, per_experiment, recipe_edits = _split_overrides(  # the command line's win
+        [*_override_list(data, where), *overrides], names, where)
     named = apply_overrides(data.get("recipes") or {"finetune": {}}, recipe_edits)
     experiments = [_apply_experiment_overrides(e, per_experiment.get(e.name, {}), where)
                    for e in experiments]
