@@ -58,6 +58,8 @@ def test_a_suite_file_carries_overrides_and_the_command_line_wins(tmp_path):
     assert [e.name for e in finetune.experiments] == ["ucf_like", "ucf_like_40"]
     assert {finetune.recipe_for(e).protocol for e in finetune.experiments} == {"finetune"}
     assert load_suite("mini").recipe_for(load_suite("mini").experiment("ucf_like")).protocol == "linear"
+    scratch = load_suite("mini_finetune", variant="scratch")  # SEVERE's longer scratch schedule
+    assert [scratch.recipe_for(e).epochs for e in scratch.experiments] == [20, 12]
     linear = load_suite("mini_finetune", ["recipe.protocol=linear"])
     assert linear.recipe_for(linear.experiment("ucf_like")).protocol == "linear"
     child = tmp_path / "child.yaml"  # extends a suite that has overrides: both lists apply
