@@ -57,7 +57,8 @@ def test_a_suite_file_carries_overrides_and_the_command_line_wins(tmp_path):
     finetune = load_suite("mini_finetune")
     assert [e.name for e in finetune.experiments] == ["ucf_like", "ucf_like_40"]
     assert {finetune.recipe_for(e).protocol for e in finetune.experiments} == {"finetune"}
-    assert load_suite("mini").recipe_for(load_suite("mini").experiment("ucf_like")).protocol == "linear"
+    mini = load_suite("mini")
+    assert mini.recipe_for(mini.experiment("ucf_like")).protocol == "linear"
     scratch = load_suite("mini_finetune", variant="scratch")  # SEVERE's longer scratch schedule
     assert [scratch.recipe_for(e).epochs for e in scratch.experiments] == [20, 12]
     linear = load_suite("mini_finetune", ["recipe.protocol=linear"])
@@ -65,10 +66,16 @@ def test_a_suite_file_carries_overrides_and_the_command_line_wins(tmp_path):
     child = tmp_path / "child.yaml"  # extends a suite that has overrides: both lists apply
     child.write_text(yaml.safe_dump({"name": "child", "extends": "mini_finetune",
                                      "only": ["ucf_like"], "overrides": ["recipe.epochs=3"]}))
-    recipe = load_suite(child).recipe_for(load_suite(child).experiment("ucf_like"))
+    suite = load_suite(child)
+    recipe = suite.recipe_for(suite.experiment("ucf_like"))
     assert (recipe.protocol, recipe.epochs) == ("finetune", 3)
     child.write_text(yaml.safe_dump({"name": "child", "extends": "mini", "overrides": "x=1"}))
     with pytest.raises(ConfigError, match=r"child.yaml: overrides must be a list"):
+        load_suite(child)
+    parent = tmp_path / "parent.yaml"  # a malformed list is reported with the file holding it
+    parent.write_text(yaml.safe_dump({"name": "parent", "extends": "mini", "overrides": [3]}))
+    child.write_text(yaml.safe_dump({"name": "child", "extends": str(parent)}))
+    with pytest.raises(ConfigError, match=r"parent.yaml: overrides must be a list"):
         load_suite(child)
 
 

@@ -213,7 +213,7 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
         return Job(f"pretrain {row.label}", _pretrain,
                    {"row": row, "world": world, "out": out, "quick": quick, "device": device,
                     "seed": seed, "preset": preset, "epochs": pretrain_epochs,
-                    "progress": workers == 1},
+                    "progress": common["progress"]},
                    then=lambda checkpoint: suites(entries, checkpoint=checkpoint))
 
     jobs = [pretrained(row) for row in (SUPERVISED_ROW, *METHOD_ROWS)]

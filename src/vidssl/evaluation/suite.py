@@ -379,6 +379,7 @@ def _read_suite(path: Path, depth: int = 0) -> dict:
     unknown = sorted(set(data) - set(SUITE_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]} (known: {', '.join(SUITE_KEYS)})")
+    _override_list(data, path)  # a malformed list is reported with the file that holds it
     if "extends" not in data:
         if "only" in data:
             raise ConfigError(f"{path}: 'only' needs 'extends: SUITE'")
@@ -402,7 +403,7 @@ def _read_suite(path: Path, depth: int = 0) -> dict:
     merged = {**parent, "factors": factors,
               "recipes": {**(parent.get("recipes") or {}), **(data.get("recipes") or {})},
               "variants": {**(parent.get("variants") or {}), **(data.get("variants") or {})},
-              "overrides": [*_override_list(parent, path), *_override_list(data, path)]}
+              "overrides": [*(parent.get("overrides") or []), *(data.get("overrides") or [])]}
     merged.update({k: data[k] for k in ("name", "description", "benchmark", "protocol")
                    if k in data})
     merged.pop("only", None)
@@ -463,8 +464,7 @@ def _variant_fields(data: dict, names: list[str], where: str) -> dict[str, dict[
 def parse_suite(data: dict, where: str = "<dict>", overrides=(), protocol: str | None = None,
                 variant: str | None = None) -> Suite:
     data = dict(data)
-    known = ("name", "description", "benchmark", "protocol", "recipes", "variants", "factors",
-             "overrides")
+    known = tuple(k for k in SUITE_KEYS if k not in ("extends", "only"))  # load_suite resolves them
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]} (known: {', '.join(known)}; "
