@@ -9,10 +9,12 @@ import yaml
 from vidssl.config import ConfigError
 from vidssl.data.frame_order import FrameOrder
 from vidssl.data.world import generate_world
-from vidssl.evaluation import load_suite, run_suite
+from vidssl.evaluation import appearance_motion, load_suite, run_suite
 from vidssl.evaluation.bias import bias_rows, bias_table, render_bias_table
 from vidssl.evaluation.splits import ClassGroups
 from vidssl.evaluation.suite import parse_suite
+from vidssl.methods.teachers import build_teacher
+from vidssl.models import BACKBONES
 
 torch.set_num_threads(1)
 
@@ -169,6 +171,51 @@ def test_bias_rows_compute_chance_and_ratios_per_split():
     assert table.startswith("## Bias profile")
     assert "| ucf | 10.0 | 80.0 | 48.0 | 78.0 | 0.60 | 4.80 | mixed" in table
     assert "| gym | 50.0 | 90.0 | – | – | – | – | incomplete" in table
+
+
+# ----------------------------------------------------------------------------- the instrument
+
+def _normalized(frames01: torch.Tensor) -> torch.Tensor:
+    """[B,3,T,H,W] in [0, 1] -> ImageNet-normalized, the evaluation clips' convention."""
+    from vidssl.data.clip_ops import IMAGENET_MEAN, IMAGENET_STD
+
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None, None]
+    std = torch.tensor(IMAGENET_STD)[:, None, None, None]
+    return (frames01 - mean) / std
+
+
+def test_appearance_motion_reads_the_frame_and_the_motion_apart():
+    """Two clips that pass through the same middle frame in opposite directions: repeated
+    single frames give identical descriptors (one frame cannot tell them apart), full clips
+    differ in the motion part only where the motion differs; the ImageNet part sees the frame
+    as the frozen encoder does, in train mode too."""
+    model = appearance_motion(image_size=32, frames=3, grid=2, bins=3)
+    assert model.num_features == 112 + 3 * (2 * 2 + 2)
+    assert not any(p.requires_grad for p in model.parameters())
+    rng = torch.Generator().manual_seed(0)
+    backdrop = torch.rand(3, 1, 32, 32, generator=rng).expand(3, 7, 32, 32).clone()
+    right = backdrop.clone()
+    for t in range(7):
+        right[:, t, 12:20, 4 + 3 * t:12 + 3 * t] = 1.0
+    left = right.flip(1)  # the same frames backwards: middle frame t=3 shared
+    clips = _normalized(torch.stack([right, left]))
+    full = model(clips)
+    single = model(clips[:, :, 3:4].expand(-1, -1, 7, -1, -1))
+    torch.testing.assert_close(single[0], single[1])
+    assert torch.equal(single[:, 112:], torch.zeros(2, 18))  # no motion in one frame
+    assert (full[0, 112:] - full[1, 112:]).abs().max() > 0.1  # x-centroids run opposite ways
+    # frames=3 of 7 are t = 0, 3, 6: the same set for both directions, so the same appearance
+    torch.testing.assert_close(full[0, :112], full[1, :112])
+    teacher = build_teacher("efficientnet_lite0_s16")
+    middle = right[:, 3][None].clamp(0, 1)
+    expected = teacher(middle).mean(dim=(2, 3))[0]
+    model.train()
+    assert not model.image_encoder.training
+    torch.testing.assert_close(single[0, :112], expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(model(clips), full)
+    with pytest.raises(ValueError, match="image_size"):
+        appearance_motion(image_size=16)
+    assert "appearance_motion" in BACKBONES  # registered by importing vidssl.evaluation
 
 
 # ----------------------------------------------------------------------------- the suite

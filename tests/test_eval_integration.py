@@ -115,4 +115,53 @@ def test_motion_energy_reference_separates_directions_that_share_every_colour(tm
         tmp_path / "run" / "report.md").read_text()
     assert block["experiments"]["direction"]["metrics"]["top1"]["mean"] >= 80.0  # chance: 50
     assert BackboneSource(None, model="motion_energy").feature_key(1) is None
+    fixed = BackboneSource(None, model="appearance_motion", model_kwargs={"image_size": 32})
+    assert fixed.initialization == "fixed weights" and fixed.feature_key(1) is None
     assert BackboneSource(None, model="r2plus1d_18", model_kwargs={"width": 0.25}).feature_key(1) == 1
+
+
+def test_each_seed_reads_its_own_pretraining_run(tmp_path):
+    """Two checkpoints for two seeds: seed 0 reads the informative backbone, seed 1 one whose
+    weights are all zero (constant features: a chance-level probe), so the rows' spread covers
+    the runs; the frozen features are not shared between the runs. Mismatched counts and
+    backbones are refused, naming the files."""
+    import pytest
+
+    from vidssl.models import build_backbone
+
+    _ucf_layout(tmp_path / "data" / "ucf")
+    torch.manual_seed(0)
+    net = build_backbone("r2plus1d_18", width=0.25)
+    files = []
+    for name, state in (("a", net.state_dict()),
+                        ("b", {k: torch.zeros_like(v) for k, v in net.state_dict().items()})):
+        path = tmp_path / name / "checkpoints" / "last.pt"
+        path.parent.mkdir(parents=True)
+        torch.save({"format": "vidssl", "backbone_prefix": "backbone.",
+                    "model": {f"backbone.{k}": v for k, v in state.items()},
+                    "model_spec": net.model_spec}, path)
+        files.append(str(path))
+    base = {"num_frames": 8, "target_fps": None, "frame_stride": 1, "size": 32, "batch_size": 4,
+            "num_workers": 0, "val_fraction": 0.3, "val_clips": 1, "test_clips": 1,
+            "feature_clips": 1, "linear_epochs": 40, "linear_lr": 0.01, "protocol": "linear"}
+    suite = {"name": "colours", "recipes": {"base": base}, "factors": {"domain": [
+        {"name": "colour", "dataset": "ucf101", "root": "ucf", "recipe": "base"}]}}
+    path = tmp_path / "colours.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    block = run_suite(path, checkpoint=files, data_root=tmp_path / "data", out=tmp_path / "run",
+                      seeds=2, progress=False, name="two runs")
+    assert block["checkpoint"] == files and block["initialization"] == "checkpoint"
+    per_seed = block["experiments"]["colour"]["metrics"]["top1"]["values"]
+    assert per_seed[0] >= 80.0 and per_seed[1] == 50.0  # chance: 50
+    assert f"| two runs | r2plus1d_18 | 2 runs: {files[0]}, {files[1]} | 0, 1 |" in (
+        tmp_path / "run" / "report.md").read_text()
+    with pytest.raises(ValueError, match="2 checkpoints for 3 seeds"):
+        run_suite(path, checkpoint=files, data_root=tmp_path / "data", out=tmp_path / "x",
+                  seeds=3, progress=False)
+    other = tmp_path / "c.pt"
+    vit = build_backbone("vit_tiny", img_size=32, num_frames=8, patch_size=8)
+    torch.save({"format": "vidssl", "backbone_prefix": "backbone.", "model_spec": vit.model_spec,
+                "model": {f"backbone.{k}": v for k, v in vit.state_dict().items()}}, other)
+    with pytest.raises(ValueError, match=f"{other}: a different backbone"):
+        run_suite(path, checkpoint=[files[0], str(other)], data_root=tmp_path / "data",
+                  out=tmp_path / "y", seeds=2, progress=False)

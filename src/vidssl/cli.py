@@ -90,7 +90,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     if not args.suite or not args.data_root:
         raise SystemExit("vidssl evaluate: --suite and --data-root are required (or --compare DIR ...)")
-    run_suite(args.suite, checkpoint=args.checkpoint, format=args.format, model=args.model,
+    checkpoint = args.checkpoint[0] if args.checkpoint and len(args.checkpoint) == 1 else args.checkpoint
+    run_suite(args.suite, checkpoint=checkpoint, format=args.format, model=args.model,
               data_root=args.data_root, out=args.out, seeds=args.seeds,
               device=args.device or "cpu", seed=args.seed or 0, max_steps=args.max_steps,
               resume=args.resume, overrides=args.overrides, model_kwargs=args.model_kwargs,
@@ -174,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_demo(args.out, preset=args.preset, quick=args.quick, device=args.device or "cpu",
              seed=args.seed or 0, data_dir=args.data, seeds=args.seeds,
              pretrain_epochs=args.pretrain_epochs, p_context=args.p_context, workers=args.workers,
-             detection=args.detection)
+             detection=args.detection, pretrain_runs=args.pretrain_runs)
     return 0
 
 
@@ -250,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paper: train on all of train, select on the test split, as published "
                         "(default of severe/full); validation: select on 10%% of train held out "
                         "(default of mini; unbiased). See docs/severe_protocol.md")
-    p.add_argument("--checkpoint", help="vidssl or published checkpoint; omit for a scratch backbone")
+    p.add_argument("--checkpoint", action="append",
+                   help="vidssl or published checkpoint; omit for a scratch backbone; repeat it "
+                        "for several pretraining runs of one method (seed i reads run i mod K)")
     p.add_argument("--format", default="auto", help="checkpoint format (default: detect)")
     p.add_argument("--model", help="backbone name for published checkpoints or scratch, e.g. r2plus1d_18")
     p.add_argument("--model-kwargs", type=_yaml_mapping, default=None,
@@ -333,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds per experiment (default 3; 2 with --quick)")
     p.add_argument("--pretrain-epochs", type=int, default=None,
                    help="pretraining epochs for every method (default: a step budget per preset)")
+    p.add_argument("--pretrain-runs", type=int, default=1,
+                   help="pretrain every method N times (N divides --seeds); seed i evaluates "
+                        "run i mod N, so a pretrained row's spread includes its pretraining's "
+                        "randomness (default 1: N times the pretraining time)")
     p.add_argument("--p-context", type=float, default=None, help=P_CONTEXT_HELP)
     p.add_argument("--workers", type=int, default=None,
                    help="processes running the stages side by side (default: one per CPU "

@@ -70,16 +70,26 @@ QUICK_SUITE_OVERRIDES = ("recipe.linear_epochs=5", "recipe.epochs=1")
 # a ViT-tiny forward and backward over all tokens is the demo's most expensive step on a CPU.
 VIT_SUITE, VIT_SUFFIX = "mini_vit", " (ViT fine-tuning)"
 QUICK_VIT_OVERRIDES = ("recipe.epochs=1", "recipe.warmup_epochs=0")
-# The world's bias profile (single-frame and shuffled-frame probes per split), read through
-# the frozen features of the R(2+1)D scratch backbone: the bundled `mini_bias` suite.
+# The world's bias profile (single-frame and shuffled-frame probes per split), the bundled
+# `mini_bias` suite, read by an instrument that sees both a frame's content and the motion:
+# frozen ImageNet features of 4 frames (upsampled to 64 px) plus motion energy. A random-init
+# network reads neither the UCF-like context nor most motion (docs/demo.md).
 BIAS_SUITE = "mini_bias"
+BIAS_MODEL, BIAS_MODEL_KWARGS = "appearance_motion", {"image_size": 64}
 BIAS_SEEDS = 1  # an instrument, not a comparison: 3 seeds cost ~10% of the demo's CPU time
 
 
-def _pretrain(row: PretrainRow, world: Path, out: Path, *, quick: bool, device: str,
-              seed: int, preset: str, epochs: int | None, progress: bool = True) -> Path:
+def _pretrain_runs(row: PretrainRow, world: Path, out: Path, *, runs: int, seed: int,
+                   **options) -> list[Path]:
+    """``runs`` pretraining runs of one method, run ``k`` with training seed ``seed + k`` in
+    ``pretrain/<method>`` (k = 0) or ``pretrain/<method>_run<k>``: the last checkpoints."""
+    name = row.config.removesuffix("_world.yaml")
+    return [_pretrain(row, world, out / "pretrain" / (f"{name}_run{k}" if k else name),
+                      seed=seed + k, **options) for k in range(runs)]
 
-    run_dir = out / "pretrain" / row.config.removesuffix("_world.yaml")
+
+def _pretrain(row: PretrainRow, world: Path, run_dir: Path, *, quick: bool, device: str,
+              seed: int, preset: str, epochs: int | None, progress: bool = True) -> Path:
     overrides = [f"data.root={world / row.world_part}", f"train.device={device}",
                  f"train.seed={seed}"]
     cfg = load_pretrain_config(row.config, overrides)
@@ -164,13 +174,16 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
              device: str = "cpu", seed: int = 0, data_dir: str | Path | None = None,
              seeds: int | None = None, pretrain_epochs: int | None = None,
              p_context: float | None = None, workers: int | None = None,
-             detection: bool = False) -> dict:
+             detection: bool = False, pretrain_runs: int = 1) -> dict:
     """Run the whole study; returns the paths of the report files. Every experiment runs with
     ``seeds`` seeds from ``seed`` (default 3, 2 with ``quick``); ``pretrain_epochs`` overrides
     every method's pretraining epochs; ``p_context`` the world's context prior (the motion-only
     ablation: 0); ``workers`` processes run the stages side by side (default
     ``demo_jobs.default_workers``: one per CPU core, at most 2; 1 on CUDA); ``detection``
-    evaluates every row on the `mini` suite's AVA-like and UCF101-24-like parts too."""
+    evaluates every row on the `mini` suite's AVA-like and UCF101-24-like parts too;
+    ``pretrain_runs`` (a divisor of ``seeds``) pretrains every method that many times, seed
+    ``i`` evaluating run ``i mod pretrain_runs``, so that a pretrained row's spread includes
+    its pretraining's randomness as a scratch row's includes its initialization's."""
     from vidssl.data.world import generate_world
     from vidssl.data.world.presets import resolve_preset
     from vidssl.demo_jobs import Job, default_workers, run_jobs
@@ -186,6 +199,9 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
     if seeds is None:
         seeds = QUICK_SEEDS if quick else DEFAULT_SEEDS
     workers = default_workers(device) if workers is None else workers
+    if pretrain_runs < 1 or seeds % pretrain_runs:
+        raise ValueError(f"pretrain_runs={pretrain_runs}: must be >= 1 and divide the "
+                         f"{seeds} seeds (seed i evaluates run i mod pretrain_runs)")
     console.rule(f"[bold]vidssl demo[/]: preset {preset}{' (quick)' if quick else ''} -> {out} "
                  f"({workers} worker{'s' if workers > 1 else ''})")
     generate_world(world, preset=resolve_preset(preset, p_context), seed=seed)
@@ -210,11 +226,11 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
     def pretrained(row: PretrainRow) -> Job:
         entries = plan(row.config.removesuffix("_world.yaml"), row.label,
                        is_vit(load_pretrain_config(row.config).model.name))
-        return Job(f"pretrain {row.label}", _pretrain,
-                   {"row": row, "world": world, "out": out, "quick": quick, "device": device,
-                    "seed": seed, "preset": preset, "epochs": pretrain_epochs,
-                    "progress": common["progress"]},
-                   then=lambda checkpoint: suites(entries, checkpoint=checkpoint))
+        return Job(f"pretrain {row.label}", _pretrain_runs,
+                   {"row": row, "world": world, "out": out, "runs": pretrain_runs,
+                    "quick": quick, "device": device, "seed": seed, "preset": preset,
+                    "epochs": pretrain_epochs, "progress": common["progress"]},
+                   then=lambda checkpoints: suites(entries, checkpoint=checkpoints))
 
     jobs = [pretrained(row) for row in (SUPERVISED_ROW, *METHOD_ROWS)]
     scratch, scratch_of = _scratch_backbones()
@@ -223,12 +239,12 @@ def run_demo(out: str | Path = "runs/demo", preset: str = "mini", quick: bool = 
                        model=model, model_kwargs=kwargs)
     jobs += suites(plan(REFERENCE_MODEL, REFERENCE_LABEL, False), checkpoint=None,
                    model=REFERENCE_MODEL)
-    _, model, kwargs = scratch[0]
     bias_dir = out / "evaluate" / "bias_profile"
     jobs.append(Job("bias profile", _suite, {
-        "suite": BIAS_SUITE, "eval_dir": bias_dir, "label": f"bias probe ({model}, random init)",
-        **common, "seeds": min(seeds, BIAS_SEEDS), "checkpoint": None, "model": model,
-        "model_kwargs": kwargs}))
+        "suite": BIAS_SUITE, "eval_dir": bias_dir,
+        "label": "bias probe (frozen ImageNet appearance + motion energy)", **common,
+        "seeds": min(seeds, BIAS_SEEDS), "checkpoint": None, "model": BIAS_MODEL,
+        "model_kwargs": BIAS_MODEL_KWARGS}))
     run_jobs(jobs, workers)
     eval_dirs = [folder for _, _, folder in rows]
     files = compare_runs(eval_dirs, out, title=f"vidssl demo ({preset}{', quick' if quick else ''})",

@@ -8,6 +8,7 @@
 
 Unsupervised video object segmentation lives in ``vidssl.evaluation.segmentation``.
 """
+from vidssl.evaluation.instruments import appearance_motion
 from vidssl.evaluation.report import compare_runs, load_results, write_report
 from vidssl.evaluation.runner import BackboneSource, run_experiment, run_suite
 from vidssl.evaluation.suite import Experiment, Recipe, Suite, load_suite
@@ -21,6 +22,7 @@ __all__ = [
     "Recipe",
     "Suite",
     "Task",
+    "appearance_motion",
     "build_task",
     "compare_runs",
     "load_results",

@@ -219,6 +219,8 @@ def render_markdown(blocks: list[dict], plots: dict[str, str], title: str) -> st
     lines += ["| Method | Backbone | Checkpoint | Seeds |", "|---|---|---|---|"]
     for block in blocks:
         weights = block.get("checkpoint") or f"none ({block.get('initialization', 'random init')})"
+        if isinstance(weights, list):  # one pretraining run per seed
+            weights = f"{len(weights)} runs: " + ", ".join(weights)
         lines.append(f"| {block['name']} | {block.get('model') or '–'} | {weights} | "
                      f"{', '.join(map(str, block.get('seeds', [])))} |")
     lines.append("")

@@ -61,7 +61,8 @@ class BackboneSource:
     from the file (vidssl ``model_spec``, or inferred from the tensor shapes); with a backbone
     name it is built by name and the file mapped onto it by ``load_pretrained``. Without a
     checkpoint the named backbone is randomly initialized from each seed ("scratch"), unless it
-    has no parameters (``motion_energy``): then its features are shared by all seeds. ViTs
+    has nothing to learn (``motion_energy``; ``appearance_motion``, whose image encoder is
+    frozen ImageNet weights): then its features are shared by all seeds. ViTs
     are rebuilt for each recipe's clip geometry (their position table is fixed sin-cos).
     An ``nn.Module`` passed as ``model`` is evaluated as it is (after loading ``checkpoint``).
     """
@@ -98,7 +99,7 @@ class BackboneSource:
         self.load_report = str(report) if report is not None else ""
         self.format = (_method_format(self.checkpoint, _format_name(report))
                        if report is not None else None)
-        learnable = any(True for _ in backbone.parameters())
+        learnable = any(p.requires_grad for p in backbone.parameters())
         self.state = backbone.state_dict() if self.checkpoint or not learnable else None
 
     @property
@@ -115,13 +116,16 @@ class BackboneSource:
 
     @property
     def initialization(self) -> str:
-        """Where the weights come from: a checkpoint, a random init, the module as given, or
-        nowhere (a parameter-free backbone such as ``motion_energy``)."""
+        """Where the weights come from: a checkpoint, a random init, the module as given,
+        frozen weights the backbone builds itself (``appearance_motion``) or nowhere (a
+        parameter-free backbone such as ``motion_energy``)."""
         if self.checkpoint:
             return "checkpoint"
         if self.state is None:
             return "random init"
-        return "as given" if self.module is not None else "no parameters"
+        if self.module is not None:
+            return "as given"
+        return "fixed weights" if self.state else "no parameters"
 
     @property
     def variant(self) -> str | None:
@@ -141,9 +145,11 @@ class BackboneSource:
             return method_name(self.checkpoint)
         return self.model_name
 
-    def feature_key(self, seed: int) -> int | None:
-        """Frozen features depend on the seed only for randomly initialized backbones."""
-        return None if self.state is not None else seed
+    def feature_key(self, seed: int) -> int | str | None:
+        """What frozen features depend on besides the data: the seed for a random init, the
+        checkpoint's file for loaded weights (one per seed when each seed has its own
+        pretraining run), nothing for fixed weights."""
+        return seed if self.state is None else self.checkpoint
 
     def make(self, seed: int, recipe: Recipe) -> nn.Module:
         torch.manual_seed(seed)
@@ -191,6 +197,30 @@ def method_name(checkpoint: str | None) -> str:
     if path.parent.name == "checkpoints" and (path.stem == "last" or path.stem.startswith("step_")):
         return path.parent.parent.name
     return path.stem
+
+
+def seed_sources(checkpoint, format: str, model, model_kwargs: dict | None,
+                 seeds: list[int]) -> dict[int, BackboneSource]:
+    """The backbone each seed evaluates. ``checkpoint`` may list several files, one per
+    pretraining run of the same method: seed number ``i`` (0-based in ``seeds``) then reads file
+    ``i mod K``, so the seeds' spread includes the pretraining's randomness; ``len(seeds)``
+    must be a multiple of ``K``, and every file must give the same backbone and variant."""
+    files = list(checkpoint) if isinstance(checkpoint, (list, tuple)) else [checkpoint]
+    if not files:
+        raise ValueError("checkpoint: an empty list (give a file, several, or None)")
+    if len(seeds) % len(files):
+        raise ValueError(f"{len(files)} checkpoints for {len(seeds)} seeds: the number of seeds "
+                         f"must be a multiple of the number of checkpoints (seed i reads "
+                         f"checkpoint i mod {len(files)})")
+    sources = [BackboneSource(file, format, model, model_kwargs) for file in files]
+    first = sources[0]
+    for other in sources[1:]:
+        if (other.spec, other.variant) != (first.spec, first.variant):
+            raise ValueError(f"{other.checkpoint}: a different backbone or format "
+                             f"({other.spec['name']}, {other.variant}) than {first.checkpoint} "
+                             f"({first.spec['name']}, {first.variant}); the checkpoints of one "
+                             f"row must be runs of one method")
+    return {s: sources[i % len(sources)] for i, s in enumerate(seeds)}
 
 
 def _fingerprint(experiment: Experiment, recipe: Recipe, source: BackboneSource,
@@ -352,7 +382,8 @@ def _aggregate(experiment: Experiment, recipe: Recipe, records: list[dict]) -> d
             "bad_samples": sum(r.get("bad_samples", 0) for r in done)}
 
 
-def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, format: str = "auto",
+def run_suite(suite: str | Path | Suite,
+              checkpoint: str | Path | list[str | Path] | None = None, format: str = "auto",
               model: str | nn.Module | None = None, *, data_root: str | Path = ".",
               out: str | Path = "runs/evaluate", seeds: int = 1, device: str = "cpu",
               seed: int = 0, max_steps: int | None = None, resume: str | None = None,
@@ -367,7 +398,9 @@ def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, f
     own). The suite's recipes are resolved for this backbone's variant (``scratch``, or the
     checkpoint's format): SEVERE's per-method recipe changes.
 
-    ``checkpoint=None`` with a ``model`` name evaluates a randomly initialized backbone.
+    ``checkpoint=None`` with a ``model`` name evaluates a randomly initialized backbone; a
+    list of checkpoints (several pretraining runs of one method) gives each seed its own run
+    (``seed_sources``).
     ``resume="auto"`` continues interrupted fine-tunings; finished experiments are always
     reused. A failing experiment is recorded (and reported) and the suite goes on, unless
     ``fail_fast``.
@@ -385,7 +418,10 @@ def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, f
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     suite = suite if isinstance(suite, Suite) else load_suite(suite, overrides)
-    source = BackboneSource(checkpoint, format, model, model_kwargs)
+    seed_list = list(range(seed, seed + seeds))
+    source_of = seed_sources(checkpoint, format, model, model_kwargs, seed_list)
+    source = source_of[seed]
+    checkpoints = list(dict.fromkeys(s.checkpoint for s in source_of.values()))
     if suite.layers:
         suite = suite.resolved(protocol, source.variant)
     elif protocol is not None:
@@ -395,9 +431,9 @@ def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, f
     if main:
         out.mkdir(parents=True, exist_ok=True)
         _write_suite(suite, out / "suite.yaml")
-    seed_list = list(range(seed, seed + seeds))
     say(f"[bold]{name}[/]: suite {suite.name}, {len(suite.experiments)} experiments x "
         f"{seeds} seed(s) -> {out}"
+        + (f", {len(checkpoints)} pretraining runs" if len(checkpoints) > 1 else "")
         + (f", {D.get_world_size()} processes" if D.get_world_size() > 1 else ""))
     if source.load_report:
         say(source.load_report)
@@ -411,9 +447,9 @@ def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, f
             experiments[experiment.name] = _aggregate(experiment, recipe,
                                                       runs[experiment.same_runs_as])
             continue
-        fingerprint = _fingerprint(experiment, recipe, source, max_steps)
         records = []
         for s in seed_list:
+            fingerprint = _fingerprint(experiment, recipe, source_of[s], max_steps)
             position += 1
             run_dir = out / "experiments" / experiment.name / f"seed_{s}"
             tag = f"[{position}/{total}] {experiment.name} ({recipe.protocol}, seed {s})"
@@ -424,7 +460,7 @@ def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, f
                 continue
             say(f"{tag} ...")
             try:
-                record = run_experiment(experiment, recipe, source, data_root=data_root,
+                record = run_experiment(experiment, recipe, source_of[s], data_root=data_root,
                                         run_dir=run_dir, seed=s, device=device,
                                         max_steps=max_steps, resume=resume, progress=progress,
                                         keep_checkpoints=keep_checkpoints, cache=cache)
@@ -458,7 +494,8 @@ def run_suite(suite: str | Path | Suite, checkpoint: str | Path | None = None, f
              "vit_protocol": {e.name: vit_protocol_kind(suite.recipe_for(e))
                               for e in suite.experiments
                               if vit_protocol_kind(suite.recipe_for(e))},
-             "benchmark": suite.benchmark, "checkpoint": source.checkpoint,
+             "benchmark": suite.benchmark,
+             "checkpoint": checkpoints[0] if len(checkpoints) == 1 else checkpoints,
              "initialization": source.initialization,
              "model": source.model_name, "model_kwargs": source.spec["kwargs"],
              "load_report": source.load_report, "seeds": seed_list, "device": device,
