@@ -83,6 +83,19 @@ def test_suite_on_a_real_layout_with_the_real_adapter_and_backbone(tmp_path):
     assert (tmp_path / "run" / "plots" / "factor_domain.png").is_file()
 
 
+def _linear_suite(tmp_path, name: str, linear_epochs: int):
+    """A suite file with one linear-probe experiment ``name`` on ``data/ucf``."""
+    base = {"num_frames": 8, "target_fps": None, "frame_stride": 1, "size": 32, "batch_size": 4,
+            "num_workers": 0, "val_fraction": 0.3, "val_clips": 1, "test_clips": 1,
+            "feature_clips": 1, "linear_epochs": linear_epochs, "linear_lr": 0.01,
+            "protocol": "linear"}
+    suite = {"name": name, "recipes": {"base": base}, "factors": {"domain": [
+        {"name": name, "dataset": "ucf101", "root": "ucf", "recipe": "base"}]}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
 def test_motion_energy_reference_separates_directions_that_share_every_colour(tmp_path):
     """Classes differ only in where the square goes: the parameter-free motion descriptor
     separates them, its features are shared by all seeds, and its row is named after it."""
@@ -101,13 +114,7 @@ def test_motion_energy_reference_separates_directions_that_share_every_colour(tm
     (lists / "trainlist01.txt").write_text(
         "".join(f"{r} {1 + ('Left' in r)}\n" for r in train))
     (lists / "testlist01.txt").write_text("".join(f"{r}\n" for r in test))
-    base = {"num_frames": 8, "target_fps": None, "frame_stride": 1, "size": 32, "batch_size": 4,
-            "num_workers": 0, "val_fraction": 0.3, "val_clips": 1, "test_clips": 1,
-            "feature_clips": 1, "linear_epochs": 100, "linear_lr": 0.01, "protocol": "linear"}
-    suite = {"name": "directions", "recipes": {"base": base}, "factors": {"domain": [
-        {"name": "direction", "dataset": "ucf101", "root": "ucf", "recipe": "base"}]}}
-    path = tmp_path / "directions.yaml"
-    path.write_text(yaml.safe_dump(suite))
+    path = _linear_suite(tmp_path, "direction", linear_epochs=100)
     block = run_suite(path, model="motion_energy", data_root=tmp_path / "data",
                       out=tmp_path / "run", seeds=2, progress=False)
     assert block["name"] == "motion_energy" and block["initialization"] == "no parameters"
@@ -141,13 +148,7 @@ def test_each_seed_reads_its_own_pretraining_run(tmp_path):
                     "model": {f"backbone.{k}": v for k, v in state.items()},
                     "model_spec": net.model_spec}, path)
         files.append(str(path))
-    base = {"num_frames": 8, "target_fps": None, "frame_stride": 1, "size": 32, "batch_size": 4,
-            "num_workers": 0, "val_fraction": 0.3, "val_clips": 1, "test_clips": 1,
-            "feature_clips": 1, "linear_epochs": 40, "linear_lr": 0.01, "protocol": "linear"}
-    suite = {"name": "colours", "recipes": {"base": base}, "factors": {"domain": [
-        {"name": "colour", "dataset": "ucf101", "root": "ucf", "recipe": "base"}]}}
-    path = tmp_path / "colours.yaml"
-    path.write_text(yaml.safe_dump(suite))
+    path = _linear_suite(tmp_path, "colour", linear_epochs=40)
     block = run_suite(path, checkpoint=files, data_root=tmp_path / "data", out=tmp_path / "run",
                       seeds=2, progress=False, name="two runs")
     assert block["checkpoint"] == files and block["initialization"] == "checkpoint"
